@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PrearchiveConfig(AppConfig):
+    name = "prearchive"
+    verbose_name = "Prearchive"

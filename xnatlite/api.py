@@ -1,0 +1,172 @@
+"""XNAT-compatible REST: authentication, /xapi/siteConfig and /data/projects."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth import login, logout
+from django.core.exceptions import ValidationError
+from django.forms.models import model_to_dict
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_http_methods
+
+from . import permissions, rest
+from .auth import TOKEN_SESSION_KEY, forbidden, unauthorized, xnat_api
+from .models import Project
+from .selectors import site_config_get
+from .services import MSG_UNKNOWN_PROPERTY, project_create, site_config_update
+from .site_settings import PROPERTIES, canonical_property
+
+# ---------------------------------------------------------------- authentication
+
+
+@xnat_api(anonymous=True)
+@require_http_methods(["GET", "POST", "PUT", "DELETE"])
+def jsession(request: HttpRequest) -> HttpResponse:
+    """GET/POST /data/JSESSION: answer a session token (HTTP Basic or an existing session); DELETE ends it."""
+    if request.method == "DELETE":
+        logout(request)
+        return rest.text("")
+    if not request.user.is_authenticated:
+        return unauthorized()
+    if request.auth_method == "basic":
+        login(request, request.user)
+        request.session[TOKEN_SESSION_KEY] = True
+        request.session.save()
+    return rest.text(request.session.session_key or "")
+
+
+@xnat_api(anonymous=True)
+@require_http_methods(["PUT", "POST"])
+def services_auth(request: HttpRequest) -> HttpResponse:
+    """PUT /data/services/auth with form fields username and password (xnatpy's login): the token."""
+    from django.contrib.auth import authenticate
+    from django.http import QueryDict
+
+    fields = QueryDict(request.body) if request.method == "PUT" else request.POST
+    user = authenticate(request, username=fields.get("username", ""), password=fields.get("password", ""))
+    if user is None or not user.is_active:
+        return unauthorized("Invalid username or password")
+    login(request, user)
+    request.session[TOKEN_SESSION_KEY] = True
+    request.session.save()
+    return rest.text(request.session.session_key or "")
+
+
+@xnat_api
+@require_http_methods(["GET"])
+def auth_check(request: HttpRequest) -> HttpResponse:
+    return rest.text(f"User '{request.user.get_username()}' is logged in")
+
+
+@xnat_api(anonymous=True)
+@require_http_methods(["GET"])
+def version(request: HttpRequest) -> HttpResponse:
+    return rest.text(rest.XNAT_VERSION)
+
+
+@xnat_api(anonymous=True)
+@require_http_methods(["GET"])
+def build_info(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"version": rest.XNAT_VERSION, "application": "xnatlite", "buildNumber": "1"})
+
+
+# ---------------------------------------------------------------- /xapi/siteConfig
+
+
+def _site_values() -> dict[str, Any]:
+    values = model_to_dict(site_config_get())
+    return {prop: ("" if values[field] is None else values[field]) for prop, field in PROPERTIES.items()}
+
+
+def _update(request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
+    if not permissions.is_site_admin(request.user):
+        return forbidden("Only site administrators may change site settings.")
+    try:
+        site_config_update(data=data, actor=request.user.get_username())
+    except ValidationError as exc:
+        lines = [f"{name}: {msg}" for name, msgs in exc.message_dict.items() for msg in msgs]
+        return rest.bad_request("\n".join(lines))
+    return rest.text("")
+
+
+@xnat_api
+@require_http_methods(["GET", "POST"])
+def site_config(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return JsonResponse(_site_values())
+    if request.content_type == "application/json":
+        data = rest.json_body(request)
+        if data is None:
+            return rest.bad_request("The body must be a JSON object of property names and values.")
+    else:
+        data = {key: request.POST.get(key) for key in request.POST}
+    if not data:
+        return rest.bad_request("No site configuration properties were given.")
+    return _update(request, data)
+
+
+@xnat_api
+@require_http_methods(["GET"])
+def site_config_values(request: HttpRequest, names: str) -> HttpResponse:
+    values = _site_values()
+    wanted = [canonical_property(n.strip()) for n in names.split(",")]
+    return JsonResponse({name: values[name] for name in wanted if name is not None})
+
+
+@xnat_api
+@require_http_methods(["GET", "POST"])
+def site_config_property(request: HttpRequest, name: str) -> HttpResponse:
+    prop = canonical_property(name)
+    if prop is None:
+        return rest.not_found(MSG_UNKNOWN_PROPERTY.format(name=name))
+    if request.method == "GET":
+        return HttpResponse(json.dumps(_site_values()[prop]), content_type="application/json")
+    body = request.body.decode("utf-8", errors="replace")
+    if request.content_type == "application/json":
+        try:
+            value: Any = json.loads(body)
+        except ValueError:
+            value = body
+    else:
+        value = body
+    return _update(request, {prop: value})
+
+
+# ---------------------------------------------------------------- /data/projects
+
+
+def _project_row(p: Project) -> dict[str, str]:
+    return {"ID": p.id, "id": p.id, "name": p.name, "secondary_ID": p.id, "description": p.description,
+            "URI": f"/data/projects/{p.id}"}
+
+
+@xnat_api
+@require_http_methods(["GET"])
+def projects(request: HttpRequest) -> HttpResponse:
+    return rest.result_set(_project_row(p) for p in permissions.projects_for(request.user))
+
+
+@xnat_api
+@require_http_methods(["GET", "PUT", "POST"])
+def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = Project.objects.filter(pk=project_id).first()
+    if request.method == "GET":
+        if project is None or not permissions.can_read_project(request.user, project_id):
+            return rest.not_found(f"Unable to find project {project_id}")
+        return JsonResponse({"items": [{"data_fields": _project_row(project), "meta": {"xsi:type": "xnat:projectData"}}]})
+    if project is not None:
+        return rest.text(f"Project {project_id} already exists.\n", status=409)
+    fields = request.GET.copy()
+    if request.method == "POST":
+        fields.update(request.POST)
+    try:
+        project_create(
+            project_id=project_id, name=fields.get("name", ""), description=fields.get("description", ""),
+            owner=request.user, actor=request.user.get_username(),
+        )
+    except ValidationError as exc:
+        if "already exists" in str(exc):
+            return rest.text(f"Project {project_id} already exists.\n", status=409)
+        return rest.bad_request("; ".join(m for msgs in exc.message_dict.values() for m in msgs))
+    return rest.text(f"/data/projects/{project_id}", status=201)

@@ -1,0 +1,124 @@
+"""Writes on the core models: site settings, projects, the audit log and the beat schedule."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from .forms import SiteConfigForm
+from .models import AuditEvent, Project, ProjectMember, SchedulerHeartbeat, SiteConfig
+from .selectors import site_config_get
+from .site_settings import FIELD_TO_PROPERTY, PROPERTIES, canonical_property
+
+IDLE_SWEEP_TASK = "prearchive.sessions_idle_sweep"
+IDLE_SWEEP_ENTRY = "Session idle check"
+
+MSG_UNKNOWN_PROPERTY = "No site configuration property named {name}"
+MSG_PROJECT_EXISTS = "A project with the ID {id} already exists."
+
+
+def audit_record(*, actor: str, action: str, project_id: str = "", subject_label: str = "",
+                 session_label: str = "", **details: Any) -> AuditEvent:
+    """Record who did what. Never pass PHI: labels, UIDs and counts only."""
+    return AuditEvent.objects.create(
+        actor=actor or "", action=action, project_id=project_id or "", subject_label=subject_label or "",
+        session_label=session_label or "", details=details,
+    )
+
+
+def _coerce(value: Any) -> Any:
+    """Values arrive as JSON scalars or form strings; the form widgets want strings or bools."""
+    if isinstance(value, (list, tuple)):
+        return "\n".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+def site_config_update(*, data: dict[str, Any], actor: str) -> SiteConfig:
+    """Change site settings given by XNAT property name. All-or-nothing: any bad value raises
+    ValidationError({property: [messages]}) and nothing changes."""
+    unknown = [name for name in data if canonical_property(name) is None]
+    if unknown:
+        raise ValidationError({name: [MSG_UNKNOWN_PROPERTY.format(name=name)] for name in unknown})
+    with transaction.atomic():
+        config = SiteConfig.objects.select_for_update().get(pk=site_config_get().pk)
+        current = model_to_dict(config)
+        changes = {PROPERTIES[canonical_property(k)]: _coerce(v) for k, v in data.items()}
+        if "sitewide_pet_mr" in changes:  # XNAT strips whitespace from this value
+            changes["sitewide_pet_mr"] = "".join(str(changes["sitewide_pet_mr"] or "").split())
+        form = SiteConfigForm(data={**current, **changes}, instance=config)
+        if not form.is_valid():
+            raise ValidationError(
+                {FIELD_TO_PROPERTY.get(f, f): [str(m) for m in msgs] for f, msgs in form.errors.items()}
+            )
+        changed = [FIELD_TO_PROPERTY[f] for f in form.changed_data if f in FIELD_TO_PROPERTY]
+        config = form.save()
+        if changed:
+            audit_record(actor=actor, action="site_config_update", properties=sorted(changed))
+        transaction.on_commit(lambda: idle_schedule_sync(config=config))
+    return config
+
+
+def site_config_saved(*, config: SiteConfig, actor: str, changed: list[str]) -> None:
+    """After the admin form saved the singleton: audit and keep the beat schedule in step."""
+    if changed:
+        audit_record(actor=actor, action="site_config_update",
+                     properties=sorted(FIELD_TO_PROPERTY.get(f, f) for f in changed))
+    transaction.on_commit(lambda: idle_schedule_sync(config=config))
+
+
+def idle_schedule_sync(*, config: SiteConfig | None = None) -> None:
+    """Keep the beat entry of the idle checker at the Session Idle Check Interval. The database scheduler
+    notices the change on its next tick (at most a second later), so no restart is needed."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    config = config or site_config_get()
+    ms = max(1, int(config.session_xml_rebuilder_repeat))
+    if ms % 1000 == 0:
+        every, period = ms // 1000, IntervalSchedule.SECONDS
+    else:
+        every, period = ms * 1000, IntervalSchedule.MICROSECONDS
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+    task = PeriodicTask.objects.filter(name=IDLE_SWEEP_ENTRY).first()
+    if task is None:
+        PeriodicTask.objects.create(name=IDLE_SWEEP_ENTRY, task=IDLE_SWEEP_TASK, interval=schedule)
+    elif task.interval_id != schedule.pk or task.task != IDLE_SWEEP_TASK or not task.enabled:
+        task.interval = schedule
+        task.task = IDLE_SWEEP_TASK
+        task.enabled = True
+        task.save()
+
+
+def heartbeat_record(*, name: str) -> None:
+    now = timezone.now()
+    updated = SchedulerHeartbeat.objects.filter(name=name).update(
+        last_run=now, runs=F("runs") + 1
+    )
+    if not updated:
+        try:
+            SchedulerHeartbeat.objects.create(name=name, last_run=now, runs=1)
+        except IntegrityError:
+            SchedulerHeartbeat.objects.filter(name=name).update(last_run=now, runs=F("runs") + 1)
+
+
+def project_create(*, project_id: str, name: str = "", description: str = "", owner=None,
+                   actor: str = "") -> Project:
+    """Create a project with the site's default prearchive code; the creator becomes its owner."""
+    config = site_config_get()
+    project = Project(id=project_id, name=name or project_id, description=description,
+                      prearchive_code=config.default_project_auto_archive_setting)
+    project.full_clean(validate_unique=False)
+    with transaction.atomic():
+        if Project.objects.select_for_update().filter(pk=project_id).exists():
+            raise ValidationError({"id": [MSG_PROJECT_EXISTS.format(id=project_id)]}, code="exists")
+        project.save(force_insert=True)
+        if owner is not None:
+            ProjectMember.objects.create(project=project, user=owner, role=ProjectMember.Role.OWNER)
+        audit_record(actor=actor, action="project_create", project_id=project_id)
+    return project

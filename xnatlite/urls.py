@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+
+from . import api
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/prearchive/", permanent=False)),
+    path("admin/", admin.site.urls),
+    # Authentication, as XNAT clients expect it
+    path("data/JSESSION", api.jsession),
+    path("data/services/auth", api.services_auth),
+    path("data/auth", api.auth_check),
+    path("data/version", api.version),
+    path("xapi/siteConfig/buildInfo", api.build_info),
+    # Site settings
+    path("xapi/siteConfig", api.site_config),
+    re_path(r"^xapi/siteConfig/values/(?P<names>[^/]+)$", api.site_config_values),
+    re_path(r"^xapi/siteConfig/(?P<name>[^/]+)$", api.site_config_property),
+    # Projects
+    path("data/projects", api.projects),
+    re_path(r"^data/projects/(?P<project_id>[^/]+)$", api.project_detail),
+]
