@@ -1,0 +1,205 @@
+"""The prearchive: sessions waiting for review, their files, and intake rejections.
+
+Status rules (reference/xnat.md §3 and §7). Every transition is a conditional UPDATE
+(``filter(pk=..., status=expected).update(...)``) so that two workers never both own a session.
+A file that arrives for an existing session:
+- RECEIVING / RECEIVING_INTERRUPT: appended, ``lastmod`` bumped;
+- an in-flight operation (BUILDING, SEPARATING, ARCHIVING, MOVING, DELETING and their QUEUED_ variants
+  except QUEUED_BUILDING): the session becomes RECEIVING_INTERRUPT. The operation's final conditional
+  update (``status=<its own status>``) then fails, and the operation must leave the session RECEIVING with
+  every file in place (the builder does; the archive/move/delete jobs must do the same);
+- any resting status (READY, CONFLICT, ERROR) and QUEUED_BUILDING: back to RECEIVING (XNAT: every status is
+  interruptable), so the idle checker builds it again with all files.
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from xnatlite.models import Project
+
+UNASSIGNED = "Unassigned"
+
+
+class PrearchiveSession(models.Model):
+    class Status(models.TextChoices):
+        RECEIVING = "RECEIVING"
+        RECEIVING_INTERRUPT = "RECEIVING_INTERRUPT"
+        QUEUED_BUILDING = "QUEUED_BUILDING"
+        BUILDING = "BUILDING"
+        READY = "READY"
+        CONFLICT = "CONFLICT"
+        ERROR = "ERROR"
+        QUEUED_ARCHIVING = "QUEUED_ARCHIVING"
+        ARCHIVING = "ARCHIVING"
+        QUEUED_MOVING = "QUEUED_MOVING"
+        MOVING = "MOVING"
+        QUEUED_DELETING = "QUEUED_DELETING"
+        DELETING = "DELETING"
+        QUEUED_SEPARATING = "QUEUED_SEPARATING"
+        SEPARATING = "SEPARATING"
+
+    # Statuses in which new files simply append.
+    RECEIVING_STATUSES = (Status.RECEIVING, Status.RECEIVING_INTERRUPT)
+    # Statuses of a running (or queued) operation: a late file interrupts it.
+    INTERRUPTIBLE_OPERATIONS = (
+        Status.BUILDING, Status.SEPARATING, Status.QUEUED_SEPARATING, Status.QUEUED_ARCHIVING,
+        Status.ARCHIVING, Status.QUEUED_MOVING, Status.MOVING, Status.QUEUED_DELETING, Status.DELETING,
+    )
+
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="prearchive_sessions",
+        help_text="Empty: the Unassigned prearchive.",
+    )
+    timestamp = models.CharField(max_length=18, help_text="yyyyMMdd_HHmmssSSS: the folder above the session's")
+    folder_name = models.CharField(max_length=80)
+    name = models.CharField("label", max_length=64)
+    subject = models.CharField(max_length=64, blank=True)
+    tag = models.CharField("StudyInstanceUID", max_length=64)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.RECEIVING)
+    lastmod = models.DateTimeField(help_text="When the last file was received (or the last status change).")
+    uploaded = models.DateTimeField(help_text="When the first file was received.")
+    scan_date = models.DateField(null=True, blank=True)
+    scan_time = models.TimeField(null=True, blank=True)
+    autoarchive = models.IntegerField(
+        null=True, blank=True,
+        help_text="Prearchive code for this session (0 Manual, 4 AutoArchive, 5 AutoArchiveOverwrite); "
+        "set from an AA: assignment or request parameter. Empty: the project's code.",
+    )
+    prevent_anon = models.BooleanField(default=False)
+    prevent_auto_commit = models.BooleanField(default=False)
+    source = models.CharField(max_length=64, blank=True)
+    visit = models.CharField(max_length=64, blank=True)
+    protocol = models.CharField(max_length=64, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    session_type = models.CharField(max_length=40, blank=True, help_text="e.g. xnat:mrSessionData")
+    pet_tracer = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True, help_text="Why the session is in CONFLICT or ERROR (no PHI).")
+    file_count = models.PositiveIntegerField(default=0)
+    filtered_count = models.PositiveIntegerField(default=0, help_text="Files dropped by series import filters.")
+    rejected_count = models.PositiveIntegerField(
+        default=0, help_text="Files refused: reject[] of the site script, or the script failed."
+    )
+    anon_failed_count = models.PositiveIntegerField(
+        default=0, help_text="Files refused because the site-wide anonymization script failed on them."
+    )
+    size = models.BigIntegerField(default=0)
+    document = models.JSONField(default=dict, blank=True, help_text="The session document (built).")
+    built_at = models.DateTimeField(null=True, blank=True)
+    calling_aet = models.CharField(max_length=16, blank=True)
+    called_aet = models.CharField(max_length=16, blank=True)
+    separated_from = models.CharField(
+        max_length=255, blank=True, help_text="The prearchive URI of the PET-MR session this was split from."
+    )
+
+    class Meta:
+        ordering = ["-lastmod"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "tag", "name"], name="prearchive_session_key", nulls_distinct=False
+            ),
+            models.UniqueConstraint(
+                fields=["project", "timestamp", "folder_name"], name="prearchive_session_folder",
+                nulls_distinct=False,
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "lastmod"], name="prearchive_status_lastmod"),
+            models.Index(
+                fields=["lastmod"], name="prearchive_receiving",
+                condition=Q(status="RECEIVING", prevent_auto_commit=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.uri
+
+    @property
+    def project_label(self) -> str:
+        return self.project_id or UNASSIGNED
+
+    @property
+    def uri(self) -> str:
+        return f"/data/prearchive/projects/{self.project_label}/{self.timestamp}/{self.folder_name}"
+
+    @property
+    def relative_dir(self) -> str:
+        """The session folder relative to PREARCHIVE_ROOT. Unassigned sessions sit directly under the
+        timestamp folder at the root, as XNAT lays them out."""
+        if self.project_id:
+            return f"{self.project_id}/{self.timestamp}/{self.folder_name}"
+        return f"{self.timestamp}/{self.folder_name}"
+
+    @property
+    def document_relative_path(self) -> str:
+        """The session document ``{folder}.xml``, a sibling of the session folder."""
+        return self.relative_dir + ".xml"
+
+
+class PrearchiveFile(models.Model):
+    """One stored DICOM instance, with the header fields the builder needs so it never re-reads files."""
+
+    session = models.ForeignKey(PrearchiveSession, on_delete=models.CASCADE, related_name="files")
+    sop_instance_uid = models.CharField(max_length=64)
+    sop_class_uid = models.CharField(max_length=64, blank=True)
+    study_instance_uid = models.CharField(max_length=64, blank=True)
+    series_instance_uid = models.CharField(max_length=64, blank=True)
+    series_number = models.CharField(max_length=16, blank=True)
+    scan_id = models.CharField(max_length=64)
+    relative_path = models.CharField(max_length=512, help_text="Relative to the session folder.")
+    size = models.BigIntegerField(default=0)
+    instance_number = models.IntegerField(null=True, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    series_description = models.CharField(max_length=255, blank=True)
+    series_date = models.CharField(max_length=8, blank=True)
+    series_time = models.CharField(max_length=16, blank=True)
+    study_date = models.CharField(max_length=8, blank=True)
+    study_time = models.CharField(max_length=16, blank=True)
+    station_name = models.CharField(max_length=64, blank=True)
+    manufacturer = models.CharField(max_length=64, blank=True)
+    manufacturer_model_name = models.CharField(max_length=64, blank=True)
+    protocol_name = models.CharField(max_length=64, blank=True)
+    body_part_examined = models.CharField(max_length=64, blank=True)
+    requested_procedure_description = models.CharField(max_length=64, blank=True)
+    image_type = models.CharField(max_length=255, blank=True)
+    frames = models.PositiveIntegerField(default=1)
+    radiopharmaceutical = models.CharField(max_length=64, blank=True)
+    transfer_syntax_uid = models.CharField(max_length=64, blank=True)
+    received = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "sop_instance_uid"], name="prearchive_file_sop"),
+        ]
+
+    def __str__(self) -> str:
+        return self.relative_path
+
+
+class IntakeRejection(models.Model):
+    """A file intake refused or dropped: counted and visible to the admin. Never holds PHI."""
+
+    class Reason(models.TextChoices):
+        NOT_DICOM = "not_dicom", "Not a DICOM file"
+        TRUNCATED = "truncated", "Truncated or unreadable DICOM"
+        MISSING_UID = "missing_uid", "Missing Study or SOP Instance UID"
+        INVALID_VALUE = "invalid_value", "Invalid header value"
+        SCRIPT_REJECT = "script_reject", "Rejected by the site-wide anonymization script"
+        ANON_FAILED = "anon_failed", "Site-wide anonymization failed"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source = models.CharField(max_length=64, blank=True)
+    reason_code = models.CharField(max_length=16, choices=Reason.choices)
+    reason = models.TextField()
+    study_instance_uid = models.CharField(max_length=64, blank=True)
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    session = models.ForeignKey(
+        PrearchiveSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="rejections"
+    )
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.reason_code}"

@@ -1,0 +1,274 @@
+"""Reading DICOM headers for intake: only the tags intake needs, never the pixel data.
+
+Pure functions over pydicom; no Django. ``header_read`` opens a file, decides whether it is DICOM at all,
+reads the needed tags, and checks that the file is not truncated (by looking at the length of the pixel
+data element, or that parsing ended at the end of the file) without reading the pixels.
+"""
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
+
+# Tags the file row and the builder need.
+FILE_TAGS = (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber",
+    "InstanceNumber", "Modality", "SeriesDescription", "SeriesDate", "SeriesTime", "StudyDate", "StudyTime",
+    "AcquisitionDate", "AcquisitionTime", "StationName", "Manufacturer", "ManufacturerModelName",
+    "ProtocolName", "BodyPartExamined", "RequestedProcedureDescription", "ImageType", "NumberOfFrames",
+    "RadiopharmaceuticalInformationSequence", "TimezoneOffsetFromUTC",
+)
+PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+UID_RE = re.compile(r"^[0-9A-Za-z._-]{1,64}$")
+SCAN_DIR_RE = re.compile(r"^[\w.-]+$")
+LABEL_BAD_CHARS = re.compile(r"[^\w-]")
+_SAFE_UID = re.compile(r"[^0-9A-Za-z.]")
+
+
+class HeaderError(Exception):
+    """The file cannot be taken in. ``code`` is an IntakeRejection.Reason value."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Header:
+    dataset: Dataset
+    size: int
+    full: bool  # the whole file (pixel data included) was read
+
+
+def _tag_list(names: Iterable[Any]) -> list[int]:
+    tags = []
+    for name in names:
+        try:
+            tags.append(int(Tag(name)))
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return tags
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    """A dataset without preamble (as some zip entries are): it starts with a group 0002 or 0008 tag."""
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] != b"\x00\x00" or (
+        len(head) >= 8 and head[:4] in (b"\x08\x00\x00\x00", b"\x02\x00\x00\x00")
+    )
+
+
+def _check_pixel_element(fp, size: int, little: bool, implicit: bool) -> None:
+    """fp sits at the start of the pixel data element: its declared length must fit in the file."""
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        raise HeaderError("truncated", "The file ends inside the pixel data element.")
+    endian = "<" if little else ">"
+    if implicit:
+        length = struct.unpack(endian + "L", head[4:8])[0]
+        header_len = 8
+    else:
+        vr = head[4:6]
+        if vr in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"UT", b"SQ", b"UC", b"UR"):
+            if len(head) < 12:
+                raise HeaderError("truncated", "The file ends inside the pixel data element.")
+            length = struct.unpack(endian + "L", head[8:12])[0]
+            header_len = 12
+        else:
+            length = struct.unpack(endian + "H", head[6:8])[0]
+            header_len = 8
+    if length == 0xFFFFFFFF:
+        # Encapsulated: the file must end with a sequence delimitation item.
+        fp.seek(max(size - 8, start))
+        tail = fp.read(8)
+        if tail[:4] not in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd"):
+            raise HeaderError("truncated", "The encapsulated pixel data has no end (truncated file).")
+    elif start + header_len + length > size:
+        raise HeaderError(
+            "truncated", f"The pixel data is truncated: {size - start - header_len} of {length} bytes present."
+        )
+
+
+def header_read(path: Path, *, extra_tags: Iterable[Any] = (), full: bool = False) -> Header:
+    """Read what intake needs from ``path``. ``full`` reads the whole dataset (for anonymization)."""
+    size = path.stat().st_size
+    if size < 8:
+        raise HeaderError("not_dicom", "The file is too short to be DICOM.")
+    with open(path, "rb") as fp:
+        preamble = fp.read(132)
+        force = False
+        if len(preamble) < 132 or preamble[128:132] != b"DICM":
+            if not _looks_like_raw_dataset(preamble[:8]):
+                raise HeaderError("not_dicom", "The file is not DICOM (no DICM prefix and no dataset).")
+            force = True
+        fp.seek(0)
+        try:
+            if full:
+                ds = pydicom.dcmread(fp, force=force)
+            else:
+                wanted = _tag_list(FILE_TAGS) + _tag_list(extra_tags)
+                ds = pydicom.dcmread(fp, force=force, stop_before_pixels=True, specific_tags=wanted)
+                end = fp.tell()
+        except InvalidDicomError as exc:
+            raise HeaderError("not_dicom", f"The file is not DICOM: {type(exc).__name__}.") from None
+        except (EOFError, struct.error, OverflowError) as exc:
+            raise HeaderError("truncated", f"The DICOM header is truncated ({type(exc).__name__}).") from None
+        except (ValueError, KeyError, TypeError, IndexError, NotImplementedError, AttributeError) as exc:
+            raise HeaderError("truncated", f"The DICOM header cannot be parsed ({type(exc).__name__}).") from None
+        implicit, little = _encoding(ds)
+        if full:
+            pass
+        elif end < size:
+            fp.seek(end)
+            tag_bytes = fp.read(4)
+            fp.seek(end)
+            if len(tag_bytes) == 4:
+                group, elem = struct.unpack(("<" if little else ">") + "HH", tag_bytes)
+                if (group << 16 | elem) in PIXEL_TAGS:
+                    _check_pixel_element(fp, size, bool(little), bool(implicit))
+        elif end > size:
+            raise HeaderError("truncated", "The DICOM header is truncated.")
+    if full:
+        _check_full_read(ds, path, size)
+    return Header(dataset=ds, size=size, full=full)
+
+
+def _encoding(ds: Dataset) -> tuple[bool, bool]:
+    """(implicit VR, little endian) of the dataset as read."""
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        implicit, little = ds.is_implicit_VR, ds.is_little_endian
+    return bool(implicit) if implicit is not None else False, bool(little) if little is not None else True
+
+
+def _check_full_read(ds: Dataset, path: Path, size: int) -> None:
+    """pydicom reads a short final value without complaint: compare the pixel data length instead."""
+    if 0x7FE00010 not in ds:
+        return
+    element = ds[0x7FE00010]
+    if element.is_undefined_length:
+        return
+    value = element.value
+    if value is None:
+        return
+    rows, cols = ds.get("Rows"), ds.get("Columns")
+    bits, spp = ds.get("BitsAllocated"), ds.get("SamplesPerPixel") or 1
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        if rows and cols and bits:
+            expected = int(rows) * int(cols) * int(spp) * frames * int(bits) // 8
+            if len(value) < expected:
+                raise HeaderError("truncated", f"The pixel data is truncated: {len(value)} of {expected} bytes.")
+    except (TypeError, ValueError):
+        return
+
+
+def text(ds: Dataset, keyword: str, limit: int = 64) -> str:
+    """A header value as one line of text, '' when absent or unreadable; never longer than ``limit``."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a malformed value reads as absent
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or value.__class__.__name__ == "MultiValue":
+        value = "\\".join(str(v) for v in value)
+    out = str(value).replace("\x00", "").strip()
+    return out[:limit]
+
+
+def uid(ds: Dataset, keyword: str) -> str:
+    """A UID value, validated: '' when absent; HeaderError when it is not a plausible UID."""
+    raw = text(ds, keyword, limit=10_000)
+    if not raw:
+        return ""
+    if not UID_RE.match(raw):
+        raise HeaderError("invalid_value", f"{keyword} is not a valid UID.")
+    return raw
+
+
+def safe_file_name(sop_instance_uid: str) -> str:
+    return _SAFE_UID.sub("_", sop_instance_uid)[:120] + ".dcm"
+
+
+def label_chars(value: str) -> str:
+    """XNAT's Labels.toLabelChars: every character outside [\\w-] becomes '_'."""
+    return LABEL_BAD_CHARS.sub("_", value or "")
+
+
+def scan_dir(series_number: str, series_uid: str) -> str:
+    """Restructurer.determineScanSubdir: the SeriesNumber if it is a valid file name, else the
+    SeriesInstanceUID in label characters, else "NA". A leading '+' becomes '_'."""
+    number = (series_number or "").strip()
+    if number.startswith("+"):
+        number = "_" + number[1:]
+    if number and SCAN_DIR_RE.match(number) and number not in (".", "..") and len(number) <= 64:
+        return number
+    fallback = label_chars(series_uid)[:64]
+    return fallback if fallback and fallback not in (".", "..") else "NA"
+
+
+def radiopharmaceutical(ds: Dataset) -> str:
+    try:
+        seq = ds.get("RadiopharmaceuticalInformationSequence")
+        if seq:
+            return text(seq[0], "Radiopharmaceutical")
+    except Exception:  # noqa: BLE001
+        return ""
+    return ""
+
+
+def frames(ds: Dataset) -> int:
+    try:
+        return max(1, int(ds.get("NumberOfFrames") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def int_or_none(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def file_fields(ds: Dataset) -> dict[str, Any]:
+    """The PrearchiveFile columns read from a dataset (UIDs already validated by the caller)."""
+    series_number = text(ds, "SeriesNumber", 16)
+    instance = int_or_none(ds, "InstanceNumber")
+    if instance is not None and not (-(2**31) <= instance < 2**31):
+        instance = None
+    transfer = ""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        transfer = text(meta, "TransferSyntaxUID")
+    return {
+        "sop_class_uid": text(ds, "SOPClassUID"),
+        "series_number": series_number,
+        "instance_number": instance,
+        "modality": text(ds, "Modality", 16),
+        "series_description": text(ds, "SeriesDescription", 255),
+        "series_date": text(ds, "SeriesDate", 8),
+        "series_time": text(ds, "SeriesTime", 16),
+        "study_date": text(ds, "StudyDate", 8),
+        "study_time": text(ds, "StudyTime", 16),
+        "station_name": text(ds, "StationName"),
+        "manufacturer": text(ds, "Manufacturer"),
+        "manufacturer_model_name": text(ds, "ManufacturerModelName"),
+        "protocol_name": text(ds, "ProtocolName"),
+        "body_part_examined": text(ds, "BodyPartExamined"),
+        "requested_procedure_description": text(ds, "RequestedProcedureDescription"),
+        "image_type": text(ds, "ImageType", 255),
+        "frames": frames(ds),
+        "radiopharmaceutical": radiopharmaceutical(ds),
+        "transfer_syntax_uid": transfer,
+    }

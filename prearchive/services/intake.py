@@ -1,0 +1,392 @@
+"""Intake: the one function every route (C-STORE, compressed upload, REST import, inbox) calls.
+
+``dicom_file_receive`` takes over a temporary file and either stores it in the prearchive (moved or
+anonymized into place with a temporary name and a rename) or removes it. It never raises for bad input;
+it raises IntakeError only for server-side faults (disk, database, a site script that does not compile),
+so that a C-STORE handler can answer a failure status and the sender keeps its data.
+
+Fail closed on PHI: when the site-wide anonymization script is enabled and fails on a file, that file is
+not stored at all. It is rejected with a reason, counted on its session (``anon_failed_count``) and listed
+as an IntakeRejection; the builder then puts the session in ERROR with that reason, so the admin sees it.
+Logs and reasons carry UIDs and counts only.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError, IntegrityError, OperationalError, InterfaceError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
+
+from . import adapters, storage
+from .headers import Header, HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
+
+logger = logging.getLogger(__name__)
+Status = PrearchiveSession.Status
+
+STORED, FILTERED, REJECTED, DUPLICATE = "stored", "filtered", "rejected", "duplicate"
+DEFAULT_SESSION_LABEL = "dicom_upload"
+MAX_LABEL = 64
+MSG_LABEL_TOO_LONG = "The {what} label is longer than {limit} characters."
+MSG_SCRIPT_BROKEN = "The site-wide anonymization script does not compile: {detail}"
+MSG_ANON_FAILED = "The site-wide anonymization script failed on this file ({error}); it was not stored."
+MSG_SCRIPT_REJECT = "The site-wide anonymization script rejected this file."
+MSG_NO_UID = "The file has no {keyword}."
+
+
+class IntakeError(Exception):
+    """A server-side fault: the file was not stored and the sender should try again later."""
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """``status``: "stored" | "filtered" | "rejected" | "duplicate" (stored, replacing an earlier copy of
+    the same SOP instance). ``session`` is loaded from the database when first read."""
+
+    status: str
+    session_id: int | None = None
+    reason: str = ""
+    uri: str = ""
+    sop_instance_uid: str = ""
+
+    @property
+    def session(self) -> PrearchiveSession | None:
+        if self.session_id is None:
+            return None
+        cached = self.__dict__.get("_session")
+        if cached is None:
+            cached = PrearchiveSession.objects.filter(pk=self.session_id).first()
+            object.__setattr__(self, "_session", cached)
+        return cached
+
+    @property
+    def ok(self) -> bool:
+        """The file is in the prearchive (new, or replacing an earlier copy of the same instance)."""
+        return self.status in (STORED, DUPLICATE)
+
+
+# (project, tag, name) -> (pk, timestamp, folder_name): saves the session look-up per file. Entries are
+# only hints: the conditional UPDATE that bumps ``lastmod`` re-checks all of them.
+_SESSION_HINTS: "OrderedDict[tuple, tuple[int, str, str]]" = OrderedDict()
+_HINTS_MAX = 2048
+
+
+def _hint_put(key: tuple, value: tuple[int, str, str]) -> None:
+    _SESSION_HINTS[key] = value
+    _SESSION_HINTS.move_to_end(key)
+    while len(_SESSION_HINTS) > _HINTS_MAX:
+        _SESSION_HINTS.popitem(last=False)
+
+
+def dicom_file_receive(*, path: Path, source: str, params: dict[str, str] | None = None, calling_aet: str = "",
+                       called_aet: str = "", receiver=None, prevent_anon: bool = False,
+                       user=None) -> IntakeResult:
+    """Take in one DICOM file (see the module docstring). ``params`` are the route's request parameters
+    (PROJECT_ID, SUBJECT_ID, EXPT_LABEL, AA, VISIT, SOURCE, prevent_auto_commit, ...)."""
+    path = Path(path)
+    try:
+        return _receive(path=path, source=source or "", params=dict(params or {}), calling_aet=calling_aet,
+                        called_aet=called_aet, receiver=receiver, prevent_anon=prevent_anon, user=user)
+    except adapters.ScriptCompileError as exc:
+        logger.error("intake refused: the site-wide anonymization script does not compile")
+        raise IntakeError(MSG_SCRIPT_BROKEN.format(detail=exc)) from None
+    except (OperationalError, InterfaceError, DatabaseError) as exc:
+        logger.error("intake failed on the database: %s", type(exc).__name__)
+        raise IntakeError(f"The prearchive database is not available ({type(exc).__name__}).") from exc
+    except OSError as exc:
+        logger.error("intake failed on storage: %s (errno %s)", type(exc).__name__, exc.errno)
+        raise IntakeError(f"The prearchive storage failed ({exc.strerror or type(exc).__name__}).") from exc
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _reject(*, path: Path, code: str, reason: str, source: str, study_uid: str = "", sop_uid: str = "",
+            session_id: int | None = None, counters: tuple[str, ...] = ("rejected_count",)) -> IntakeResult:
+    path.unlink(missing_ok=True)
+    with transaction.atomic():
+        IntakeRejection.objects.create(source=source[:64], reason_code=code, reason=reason,
+                                       study_instance_uid=study_uid, sop_instance_uid=sop_uid,
+                                       session_id=session_id)
+        uri = ""
+        if session_id is not None:
+            PrearchiveSession.objects.filter(pk=session_id).update(**{c: F(c) + 1 for c in counters})
+            session = PrearchiveSession.objects.filter(pk=session_id).first()
+            uri = session.uri if session else ""
+    logger.info("intake rejected a file: %s (study %s, instance %s)", code, study_uid or "-", sop_uid or "-")
+    return IntakeResult(REJECTED, session_id=session_id, reason=reason, uri=uri, sop_instance_uid=sop_uid)
+
+
+def _project_resolver(user):
+    from xnatlite.selectors import project_resolve
+
+    def resolve(name: str) -> str | None:
+        project_id = project_resolve(name)
+        if project_id is None or user is None:
+            return project_id
+        from xnatlite.permissions import can_upload
+
+        return project_id if can_upload(user, project_id) else None
+
+    return resolve
+
+
+def _truthy(value: Any) -> bool:
+    return str(value or "").strip().lower() in ("true", "t", "1", "yes")
+
+
+def _auto_archive_code(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return 4 if value else 0
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    if text in ("t", "true"):
+        return 4
+    if text in ("f", "false"):
+        return 0
+    return int(text) if text.isdigit() else None
+
+
+def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: str, called_aet: str, receiver,
+             prevent_anon: bool, user) -> IntakeResult:
+    from xnatlite.selectors import site_config_get
+
+    config = site_config_get()
+    prevent_anon = prevent_anon or _truthy(params.get("prevent_anon"))
+    anonymize = (config.enable_sitewide_anonymization_script and not prevent_anon
+                 and getattr(receiver, "anonymization_enabled", True) is not False)
+    script = adapters.script_get(config.sitewide_anonymization_script) if anonymize else None
+
+    site_filter = None
+    if config.enable_sitewide_series_import_filter and config.sitewide_series_import_filter.strip():
+        site_filter = (config.sitewide_series_import_filter_mode, config.sitewide_series_import_filter)
+    extra = set(adapters.routing_tags())
+    if site_filter:
+        extra.update(adapters.filter_header_tags(*site_filter))
+
+    # 1. The header (all of the file when the site script will run on it).
+    try:
+        header = header_read(path, extra_tags=extra, full=anonymize)
+        ds = header.dataset
+        study_uid, sop_uid = uid(ds, "StudyInstanceUID"), uid(ds, "SOPInstanceUID")
+        series_uid = uid(ds, "SeriesInstanceUID")
+    except HeaderError as exc:
+        return _reject(path=path, code=exc.code, reason=exc.message, source=source)
+    for keyword, value in (("StudyInstanceUID", study_uid), ("SOPInstanceUID", sop_uid)):
+        if not value:
+            return _reject(path=path, code=IntakeRejection.Reason.MISSING_UID,
+                           reason=MSG_NO_UID.format(keyword=keyword), source=source, study_uid=study_uid,
+                           sop_uid=sop_uid)
+
+    # 2. Project, subject and session.
+    routed = adapters.route(dataset=ds, params=params, receiver=receiver, resolve_project=_project_resolver(user))
+    project_id = routed.project or None
+    subject = label_chars(routed.subject or "")
+    label = label_chars(routed.session or "") or DEFAULT_SESSION_LABEL
+    for what, value in (("subject", subject), ("session", label)):
+        if len(value) > MAX_LABEL:
+            return _reject(path=path, code=IntakeRejection.Reason.INVALID_VALUE,
+                           reason=MSG_LABEL_TOO_LONG.format(what=what, limit=MAX_LABEL), source=source,
+                           study_uid=study_uid, sop_uid=sop_uid)
+    code = _auto_archive_code(getattr(routed, "auto_archive", None))
+    if project_id is None:
+        code = None  # Unassigned sessions are never auto-archived
+    session_values = {
+        "subject": subject, "autoarchive": code, "prevent_anon": prevent_anon,
+        "prevent_auto_commit": _truthy(params.get("prevent_auto_commit")),
+        "source": (params.get("SOURCE") or source)[:64], "visit": label_chars(params.get("VISIT", ""))[:64],
+        "protocol": label_chars(params.get("PROTOCOL", ""))[:64], "timezone": params.get("TIMEZONE", "")[:64],
+        "calling_aet": (calling_aet or "")[:16], "called_aet": (called_aet or "")[:16],
+    }
+    key = (project_id, study_uid, label)
+
+    # 3. Series import filters: the site's, then the project's.
+    filters = [site_filter] if site_filter else []
+    if project_id is not None:
+        from xnatlite.models import Project
+
+        project = Project.objects.filter(pk=project_id).only(
+            "series_import_filter_enabled", "series_import_filter_mode", "series_import_filter").first()
+        if project and project.series_import_filter_enabled and project.series_import_filter.strip():
+            filters.append((project.series_import_filter_mode, project.series_import_filter))
+    mapped_modality = ""
+    for mode, text in filters:
+        accepted, reason, modality = adapters.filter_evaluate(mode=mode, text=text, dataset=ds)
+        if not accepted:
+            path.unlink(missing_ok=True)
+            session = _session_count(key=key, values=session_values, counter="filtered_count")
+            logger.info("intake filtered instance %s of study %s", sop_uid, study_uid)
+            return IntakeResult(FILTERED, session_id=session.pk, uri=session.uri, sop_instance_uid=sop_uid,
+                                reason=reason or "Filtered by a series import filter.")
+        mapped_modality = modality or mapped_modality
+
+    # 4. The site-wide anonymization script (fail closed).
+    data: bytes | None = None
+    if script is not None:
+        variables = {"project": project_id or UNASSIGNED, "subject": subject, "session": label,
+                     "modalityLabel": mapped_modality or str(ds.get("Modality", "") or "")}
+        try:
+            rejected = adapters.script_apply(script, ds, variables=variables)
+            if not rejected:
+                data = _encode(ds)
+                sop_uid = uid(ds, "SOPInstanceUID") or sop_uid
+                series_uid = uid(ds, "SeriesInstanceUID")
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the file out of the prearchive
+            session = _session_get_or_create(key=key, values=session_values)
+            return _reject(path=path, code=IntakeRejection.Reason.ANON_FAILED,
+                           reason=MSG_ANON_FAILED.format(error=type(exc).__name__), source=source,
+                           study_uid=study_uid, sop_uid=sop_uid, session_id=session.pk,
+                           counters=("rejected_count", "anon_failed_count"))
+        if rejected:
+            session = _session_get_or_create(key=key, values=session_values)
+            return _reject(path=path, code=IntakeRejection.Reason.SCRIPT_REJECT, reason=MSG_SCRIPT_REJECT,
+                           source=source, study_uid=study_uid, sop_uid=sop_uid, session_id=session.pk)
+
+    # 5. Into place, and the rows.
+    fields = file_fields(ds)
+    if mapped_modality:
+        fields["modality"] = mapped_modality[:16]
+    fields.update(study_instance_uid=uid(ds, "StudyInstanceUID") or study_uid, series_instance_uid=series_uid)
+    scan_id = scan_dir(fields["series_number"], series_uid)
+    relative = storage.scan_file_relative(scan_id, safe_file_name(sop_uid))
+    size = len(data) if data is not None else header.size
+    return _store(path=path, data=data, key=key, values=session_values, sop_uid=sop_uid, scan_id=scan_id,
+                  relative=relative, size=size, fields=fields)
+
+
+def _encode(ds) -> bytes:
+    """The anonymized dataset as a DICOM file, in memory (written once, atomically, by _store)."""
+    buf = io.BytesIO()
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" not in meta:
+        from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.original_encoding[0] else ExplicitVRLittleEndian
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _session_get_or_create(*, key: tuple, values: dict[str, Any]) -> PrearchiveSession:
+    project_id, tag, name = key
+    session = PrearchiveSession.objects.filter(project_id=project_id, tag=tag, name=name).first()
+    if session is not None:
+        return session
+    now = timezone.now()
+    timestamp = storage.timestamp_now()
+    for attempt in range(4):
+        folder = name if attempt == 0 else f"{name}_{attempt}"
+        try:
+            with transaction.atomic():
+                session = PrearchiveSession.objects.create(
+                    project_id=project_id, tag=tag, name=name, timestamp=timestamp, folder_name=folder,
+                    status=Status.RECEIVING, lastmod=now, uploaded=now, **values,
+                )
+        except IntegrityError:
+            existing = PrearchiveSession.objects.filter(project_id=project_id, tag=tag, name=name).first()
+            if existing is not None:
+                return existing
+            continue
+        logger.info("prearchive session %s created for study %s", session.pk, tag)
+        _idle_countdown_on_commit(session.pk)
+        return session
+    raise IntakeError("Could not name a new prearchive folder: too many sessions with the same label.")
+
+
+def _session_count(*, key: tuple, values: dict[str, Any], counter: str) -> PrearchiveSession:
+    session = _session_get_or_create(key=key, values=values)
+    PrearchiveSession.objects.filter(pk=session.pk).update(**{counter: F(counter) + 1})
+    return session
+
+
+def _session_touch(*, key: tuple, values: dict[str, Any], now) -> tuple[int, str]:
+    """Inside the caller's transaction: make sure the session exists and is receiving, bump ``lastmod``
+    and hold its row lock until commit. Returns (pk, relative folder)."""
+    project_id, tag, name = key
+    hint = _SESSION_HINTS.get(key)
+    if hint is not None:
+        pk, timestamp, folder = hint
+        if PrearchiveSession.objects.filter(
+            pk=pk, project_id=project_id, tag=tag, name=name, timestamp=timestamp, folder_name=folder,
+            status__in=PrearchiveSession.RECEIVING_STATUSES,
+        ).update(lastmod=now):
+            return pk, _relative_dir(project_id, timestamp, folder)
+    session = _session_get_or_create(key=key, values=values)
+    session = PrearchiveSession.objects.select_for_update().get(pk=session.pk)
+    if session.status in PrearchiveSession.RECEIVING_STATUSES:
+        PrearchiveSession.objects.filter(pk=session.pk).update(lastmod=now)
+    else:
+        # reference/xnat.md §7: during an operation -> RECEIVING_INTERRUPT, otherwise back to RECEIVING.
+        new = (Status.RECEIVING_INTERRUPT if session.status in PrearchiveSession.INTERRUPTIBLE_OPERATIONS
+               else Status.RECEIVING)
+        PrearchiveSession.objects.filter(pk=session.pk, status=session.status).update(
+            status=new, lastmod=now, **({"error_message": ""} if new == Status.RECEIVING else {}))
+        logger.info("prearchive session %s: late file, %s -> %s", session.pk, session.status, new)
+        if new == Status.RECEIVING:
+            _idle_countdown_on_commit(session.pk)
+    _hint_put(key, (session.pk, session.timestamp, session.folder_name))
+    return session.pk, session.relative_dir
+
+
+def _relative_dir(project_id: str | None, timestamp: str, folder: str) -> str:
+    return f"{project_id}/{timestamp}/{folder}" if project_id else f"{timestamp}/{folder}"
+
+
+def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any], sop_uid: str, scan_id: str,
+           relative: str, size: int, fields: dict[str, Any]) -> IntakeResult:
+    now = timezone.now()
+    old_path = None
+    with transaction.atomic():
+        session_id, session_rel = _session_touch(key=key, values=values, now=now)
+        folder = storage.session_dir(session_rel)
+        dest = folder / relative
+        if data is not None:
+            storage.bytes_write_atomic(dest, data)
+            path.unlink(missing_ok=True)
+        else:
+            storage.file_move_atomic(path, dest)
+        try:
+            row = dict(fields, scan_id=scan_id, relative_path=relative, size=size, received=now)
+            old_path = (PrearchiveFile.objects.filter(session_id=session_id, sop_instance_uid=sop_uid)
+                        .values_list("relative_path", flat=True).first())
+            if old_path is None:
+                PrearchiveFile.objects.create(session_id=session_id, sop_instance_uid=sop_uid, **row)
+            else:
+                PrearchiveFile.objects.filter(session_id=session_id, sop_instance_uid=sop_uid).update(**row)
+        except BaseException:
+            if old_path is None:
+                dest.unlink(missing_ok=True)
+            raise
+        if old_path is not None and old_path != relative:
+            stale = folder / old_path
+            transaction.on_commit(lambda: stale.unlink(missing_ok=True))
+    timestamp, folder_name = session_rel.rsplit("/", 2)[-2:]
+    uri = f"/data/prearchive/projects/{key[0] or UNASSIGNED}/{timestamp}/{folder_name}"
+    return IntakeResult(DUPLICATE if old_path is not None else STORED, session_id=session_id, uri=uri,
+                        sop_instance_uid=sop_uid)
+
+
+def _idle_countdown_on_commit(session_id: int) -> None:
+    """Schedule the per-session idle check (prearchive.session_idle_check) once the row is committed."""
+
+    def enqueue() -> None:
+        try:
+            from prearchive.tasks import session_idle_countdown_schedule
+
+            session_idle_countdown_schedule(session_id=session_id)
+        except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
+            logger.warning("could not schedule the idle check of session %s: %s", session_id,
+                           type(exc).__name__)
+
+    transaction.on_commit(enqueue)
