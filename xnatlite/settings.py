@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -182,3 +183,7 @@ if not DEBUG:
 
 # XNAT clients carry the session token of POST /data/JSESSION in a cookie named JSESSIONID.
 SESSION_COOKIE_NAME = "JSESSIONID"
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default cannot enforce NULLS NOT DISTINCT; PostgreSQL (production, tests) does.
+    SILENCED_SYSTEM_CHECKS = ["models.W047"]
