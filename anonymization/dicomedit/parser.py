@@ -14,7 +14,7 @@ KNOWN_VERSIONS = frozenset({"6.0", "6.1", "6.2", "6.3", "6.4", "6.5", "6.6", "6.
 XNAT_VARIABLES = frozenset({"project", "subject", "session", "modalityLabel"})
 _COND_OPS = ("=", "!=", "~", "!~")
 _PATH_START = ("TAG", "*", "+", ".")
-_FIRST_STATEMENT = re.compile(r'\A(?:[ \t\f]*(?://[^\n]*)?\r?\n)*[ \t\f]*version[ \t\f]*"')
+_FIRST_STATEMENT = re.compile(r"\A(?:[ \t\f]*(?://[^\n]*)?\r?\n)*[ \t\f]*version(?![A-Za-z0-9_])")
 
 
 def detect_dialect(text: str) -> str:
@@ -240,8 +240,9 @@ class _Parser:
                 if allow_conditional and self.peek().kind in (*_COND_OPS, "?", ":"):
                     return self.conditional(call, t)
                 return A.CallStatement(t.line, t.column, call)
-            if not allow_conditional:
-                raise self.fail(self.peek(1), f"unexpected {self.peek(1).describe()}: expected ':=' or '['")
+            if not allow_conditional or nxt not in _COND_OPS:
+                after = self.peek(1)
+                raise self.fail(after, f"unexpected {after.describe()}: expected ':=', '[' or a condition operator")
         if not allow_conditional:
             raise self.fail(t, f"unexpected {t.describe()}: expected an action")
         if kind in ("ID", "STRING", "NUMBER"):
