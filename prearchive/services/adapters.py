@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
@@ -29,9 +31,48 @@ def routing_tags() -> tuple:
 
 def route(*, dataset, params: dict[str, str], receiver, resolve_project: Callable[[str], str | None]):
     """Route(project, subject, session, auto_archive, sources) for ``dataset``."""
-    from prearchive.routing import route_dataset
-
+    try:
+        from prearchive.routing import route_dataset
+    except ImportError:  # the routing module has not landed yet: XNAT's default passes only
+        return _route_fallback(dataset=dataset, params=params, resolve_project=resolve_project)
     return route_dataset(dataset=dataset, params=params, receiver=receiver, resolve_project=resolve_project)
+
+
+@dataclass
+class _Route:
+    project: str | None
+    subject: str
+    session: str
+    auto_archive: bool | None
+    sources: dict = field(default_factory=dict)
+
+
+def _assignment(text: str, key: str) -> str | None:
+    m = re.search(r"(?:\A|(?:.*[\s,;]))" + key + r"\s*:\s*([\w\-]*)(?:(?:[\s,;].*\Z)|\Z)", text,
+                  re.IGNORECASE | re.DOTALL)
+    return m.group(1) if m and m.group(1) else None
+
+
+def _route_fallback(*, dataset, params, resolve_project) -> _Route:
+    def value(keyword: str) -> str:
+        v = dataset.get(keyword)
+        return str(v).strip() if v is not None else ""
+
+    comments = [value(k) for k in ("PatientComments", "StudyComments", "AdditionalPatientHistory")]
+    found = {}
+    for key in ("Project", "Subject", "Session", "AA"):
+        found[key] = next((a for a in (_assignment(c, key) for c in comments if c) if a), None)
+    project = None
+    for candidate in (params.get("PROJECT_ID"), found["Project"], value("StudyDescription"),
+                      value("AccessionNumber")):
+        if candidate and (project := resolve_project(candidate)):
+            break
+    subject = params.get("SUBJECT_ID") or found["Subject"] or value("PatientName")
+    session = params.get("EXPT_LABEL") or found["Session"] or value("PatientID")
+    aa_text = params.get("AA") or params.get("auto-archive") or found["AA"] or ""
+    aa = True if re.fullmatch(r"t(?:rue)?", aa_text, re.I) else False if re.fullmatch(r"f(?:alse)?", aa_text,
+                                                                                       re.I) else None
+    return _Route(project, subject or "", session or "", aa)
 
 
 # ------------------------------------------------------------------ series import filters
@@ -68,8 +109,10 @@ def filter_evaluate(*, mode: str, text: str, dataset) -> tuple[bool, str, str]:
 
 def script_get(text: str):
     """The compiled site script (the engine caches by text). Raises ScriptCompileError."""
-    from anonymization.services import script_compile
-
+    try:
+        from anonymization.services import script_compile
+    except ImportError:  # the service layer has not landed yet: the engine directly
+        script_compile = _engine_compile
     try:
         return script_compile(text=text)
     except Exception as exc:  # noqa: BLE001 - any failure to compile means: refuse
@@ -81,3 +124,10 @@ def script_apply(script: Any, dataset, *, variables: dict[str, str]) -> bool:
     """Apply in place; True when the script rejected the file."""
     result = script.apply(dataset, variables=variables)
     return bool(getattr(result, "rejected", False))
+
+
+@functools.lru_cache(maxsize=16)
+def _engine_compile(*, text: str):
+    from anonymization.dicomedit import parse
+
+    return parse(text)

@@ -134,11 +134,24 @@ def header_read(path: Path, *, extra_tags: Iterable[Any] = (), full: bool = Fals
                 group, elem = struct.unpack(("<" if little else ">") + "HH", tag_bytes)
                 if (group << 16 | elem) in PIXEL_TAGS:
                     _check_pixel_element(fp, size, bool(little), bool(implicit))
-        elif end > size:
-            raise HeaderError("truncated", "The DICOM header is truncated.")
+        elif end > size or _is_image_class(ds):
+            # Parsing ran past the end, or an image object ended before its pixel data.
+            raise HeaderError("truncated", "The DICOM file is truncated (it ends before its pixel data).")
     if full:
         _check_full_read(ds, path, size)
     return Header(dataset=ds, size=size, full=full)
+
+
+def _is_image_class(ds: Dataset) -> bool:
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if not sop_class:
+        meta = getattr(ds, "file_meta", None)
+        sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
+    try:
+        name = pydicom.uid.UID(sop_class).name if sop_class else ""
+    except Exception:  # noqa: BLE001
+        return False
+    return "Image Storage" in name and "Presentation State" not in name
 
 
 def _encoding(ds: Dataset) -> tuple[bool, bool]:
@@ -152,6 +165,8 @@ def _encoding(ds: Dataset) -> tuple[bool, bool]:
 def _check_full_read(ds: Dataset, path: Path, size: int) -> None:
     """pydicom reads a short final value without complaint: compare the pixel data length instead."""
     if 0x7FE00010 not in ds:
+        if _is_image_class(ds):
+            raise HeaderError("truncated", "The DICOM file is truncated (it ends before its pixel data).")
         return
     element = ds[0x7FE00010]
     if element.is_undefined_length:

@@ -368,9 +368,8 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
             if old_path is None:
                 dest.unlink(missing_ok=True)
             raise
-        if old_path is not None and old_path != relative:
-            stale = folder / old_path
-            transaction.on_commit(lambda: stale.unlink(missing_ok=True))
+    if old_path is not None and old_path != relative:  # the earlier copy sat in another scan folder
+        (folder / old_path).unlink(missing_ok=True)
     timestamp, folder_name = session_rel.rsplit("/", 2)[-2:]
     uri = f"/data/prearchive/projects/{key[0] or UNASSIGNED}/{timestamp}/{folder_name}"
     return IntakeResult(DUPLICATE if old_path is not None else STORED, session_id=session_id, uri=uri,

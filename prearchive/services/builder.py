@@ -1,0 +1,250 @@
+"""The session builder (XNAT's PrearchiveRebuildHandler + session builder).
+
+1. Claim: QUEUED_BUILDING (or a status the caller names) -> BUILDING by conditional UPDATE.
+2. Scans from the file rows, streamed (a 10,000-instance session never sits in memory as objects): grouped
+   by scan folder, i.e. SeriesNumber, else SeriesInstanceUID.
+3. Session fields and document (JSON in the row, XML beside the folder as ``{folder}.xml``).
+4. Finish with a conditional UPDATE from BUILDING: READY, CONFLICT (duplicate series numbers, several
+   studies in one session) or ERROR (no files, or files refused because the site script failed). If a file
+   arrived meanwhile the session is RECEIVING_INTERRUPT: it goes back to RECEIVING (and its countdown
+   restarts) and nothing else happens, so it is rebuilt later with every file.
+5. PET-MR: ``pet`` relabels PETMR -> PET; ``separate`` splits the session (services/petmr.py).
+6. Auto-archive (code 4/5 or AA:true) hands the READY session to the archive job.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+
+from . import storage
+from .document import ScanAccumulator, document_xml, lead_modality, scan_sort_key, session_type_for
+
+logger = logging.getLogger(__name__)
+Status = PrearchiveSession.Status
+
+AUTO_ARCHIVE_CODES = (4, 5)
+ROW_FIELDS = ("scan_id", "series_instance_uid", "series_number", "study_instance_uid", "sop_class_uid", "size",
+              "frames", "modality", "series_description", "series_date", "series_time", "study_date",
+              "study_time", "station_name", "manufacturer", "manufacturer_model_name", "protocol_name",
+              "body_part_examined", "requested_procedure_description", "radiopharmaceutical")
+MSG_DUPLICATE_SERIES = "Series number {scan} is used by {count} different series (SeriesInstanceUIDs {uids})."
+MSG_MIXED_STUDIES = "The session holds files of {count} studies (StudyInstanceUIDs {uids})."
+MSG_NO_FILES = "No files were stored for this session ({filtered} filtered, {rejected} refused)."
+MSG_ANON_FAILED = ("{count} file(s) were refused because the site-wide anonymization script failed on them; "
+                   "they were not stored. Fix the script and send them again.")
+
+
+def session_build(*, session_id: int, expected: tuple[str, ...] = (Status.QUEUED_BUILDING,)) -> str | None:
+    """Claim the session from one of ``expected`` and build it. Returns the final status, or None when
+    the session was not in an expected status (someone else owns it)."""
+    claimed = PrearchiveSession.objects.filter(pk=session_id, status__in=expected).update(status=Status.BUILDING)
+    if not claimed:
+        return None
+    return _build(session_id=session_id)
+
+
+def session_build_claimed(*, session_id: int) -> str | None:
+    """For the task and the idle checker: the session was set QUEUED_BUILDING by whoever queued it."""
+    return session_build(session_id=session_id, expected=(Status.QUEUED_BUILDING,))
+
+
+def _scans(session_id: int) -> tuple[dict[str, ScanAccumulator], set[str], dict[str, int]]:
+    scans: dict[str, ScanAccumulator] = {}
+    studies: set[str] = set()
+    tracers: dict[str, int] = {}
+    rows = (PrearchiveFile.objects.filter(session_id=session_id).order_by().values(*ROW_FIELDS)
+            .iterator(chunk_size=2000))
+    for row in rows:
+        acc = scans.get(row["scan_id"])
+        if acc is None:
+            acc = scans[row["scan_id"]] = ScanAccumulator(scan_id=row["scan_id"])
+        acc.add(row)
+        if row["study_instance_uid"]:
+            studies.add(row["study_instance_uid"])
+        if row["radiopharmaceutical"]:
+            tracers[row["radiopharmaceutical"]] = tracers.get(row["radiopharmaceutical"], 0) + 1
+    return scans, studies, tracers
+
+
+def _conflicts(scans: dict[str, ScanAccumulator], studies: set[str]) -> list[str]:
+    problems = []
+    if len(studies) > 1:
+        problems.append(MSG_MIXED_STUDIES.format(count=len(studies), uids=", ".join(sorted(studies))))
+    for scan_id in sorted(scans, key=scan_sort_key):
+        acc = scans[scan_id]
+        if len(acc.uids) > 1:
+            problems.append(MSG_DUPLICATE_SERIES.format(scan=scan_id, count=len(acc.uids),
+                                                        uids=", ".join(sorted(acc.uids))))
+    return problems
+
+
+def pet_tracer_list(project) -> list[str]:
+    """The project's list when it is enabled, else the site's (XNAT PetTracerListUtils)."""
+    if project is not None and project.pet_tracers_enabled:
+        return project.pet_tracers.split()
+    from xnatlite.selectors import site_config_get
+
+    return site_config_get().sitewide_pet_tracers.split()
+
+
+def pet_mr_mode(project) -> str:
+    if project is not None and project.pet_mr:
+        return project.pet_mr
+    from xnatlite.selectors import site_config_get
+
+    return site_config_get().sitewide_pet_mr or "petmr"
+
+
+def relabel_pet(label: str) -> str:
+    """sitewidePetMr=pet: PETMR in the label becomes PET (XNATSessionBuilder)."""
+    return label.replace("PETMR", "PET").replace("petmr", "pet")
+
+
+def document_build(session: PrearchiveSession, scans: dict[str, ScanAccumulator], studies: set[str],
+                   tracers: dict[str, int]) -> dict[str, Any]:
+    project = session.project
+    scan_docs = [scans[k].as_dict() for k in sorted(scans, key=scan_sort_key)]
+    modalities = [s["modality"] for s in scan_docs]
+    session_type = session_type_for(modalities)
+    first = next((scans[k].first for k in sorted(scans, key=scan_sort_key)), {})
+    date = next((a.first.get("study_date") for a in scans.values() if a.first.get("study_date")), "")
+    time = next((a.first.get("study_time") for a in scans.values() if a.first.get("study_time")), "")
+    from .document import _date, _time
+
+    doc: dict[str, Any] = {
+        "xsiType": session_type,
+        "project": session.project_id or "",
+        "subject_ID": session.subject,
+        "label": session.name,
+        "UID": sorted(studies)[0] if len(studies) == 1 else "",
+        "date": _date(date or ""),
+        "time": _time(time or ""),
+        "modality": lead_modality(modalities),
+        "scanner": first.get("station_name", ""),
+        "visit": session.visit,
+        "prearchivePath": session.relative_dir,
+        "scans": scan_docs,
+        "pet_tracer": "",
+    }
+    if "PT" in modalities:
+        offered = pet_tracer_list(project)
+        doc["pet_tracers"] = offered
+        by_upper = {t.upper(): t for t in offered}
+        for name in sorted(tracers, key=lambda n: -tracers[n]):
+            if name.strip().upper() in by_upper:
+                doc["pet_tracer"] = by_upper[name.strip().upper()]
+                break
+        if session_type == "xnat:petmrSessionData":
+            mode = pet_mr_mode(project)
+            doc["pet_mr"] = mode
+            if mode == "pet":
+                doc["xsiType"] = "xnat:petSessionData"
+                doc["label"] = relabel_pet(session.name)
+    return doc
+
+
+def _final_status(session: PrearchiveSession, scans, conflicts: list[str]) -> tuple[str, str]:
+    if session.anon_failed_count:
+        return Status.ERROR, MSG_ANON_FAILED.format(count=session.anon_failed_count)
+    if not scans:
+        return Status.ERROR, MSG_NO_FILES.format(filtered=session.filtered_count, rejected=session.rejected_count)
+    if conflicts:
+        return Status.CONFLICT, " ".join(conflicts)
+    return Status.READY, ""
+
+
+def _write_document(session: PrearchiveSession, doc: dict[str, Any]) -> None:
+    base = storage.root() / session.relative_dir
+    storage.bytes_write_atomic(base.with_name(base.name + ".xml"), document_xml(doc))
+
+
+def _build(*, session_id: int) -> str | None:
+    session = PrearchiveSession.objects.select_related("project").get(pk=session_id)
+    logger.info("building prearchive session %s", session_id)
+    try:
+        scans, studies, tracers = _scans(session_id)
+        conflicts = _conflicts(scans, studies)
+        doc = document_build(session, scans, studies, tracers)
+        status, reason = _final_status(session, scans, conflicts)
+        if scans:
+            _write_document(session, doc)
+    except Exception as exc:  # noqa: BLE001 - a build that throws leaves an ERROR session, never a stuck one
+        logger.exception("building prearchive session %s failed", session_id)
+        PrearchiveSession.objects.filter(pk=session_id, status=Status.BUILDING).update(
+            status=Status.ERROR, error_message=f"The session could not be built ({type(exc).__name__}).",
+            lastmod=timezone.now())
+        raise
+    separate = status == Status.READY and doc.get("pet_mr") == "separate"
+    values = dict(
+        document=doc, file_count=sum(a.file_count for a in scans.values()),
+        size=sum(a.size for a in scans.values()), modality=doc["modality"], session_type=doc["xsiType"],
+        scan_date=doc["date"] or None, scan_time=doc["time"] or None, pet_tracer=doc["pet_tracer"],
+        built_at=timezone.now(), error_message=reason,
+        status=Status.SEPARATING if separate else status,
+    )
+    if doc["label"] != session.name and not PrearchiveSession.objects.filter(
+            project_id=session.project_id, tag=session.tag, name=doc["label"]).exists():
+        values["name"] = doc["label"]
+    with transaction.atomic():
+        finished = PrearchiveSession.objects.filter(pk=session_id, status=Status.BUILDING).update(**values)
+        if not finished:
+            return _interrupted(session_id)
+    logger.info("prearchive session %s built: %s, %d scan(s), %d file(s)", session_id,
+                values["status"], len(scans), values["file_count"])
+    if separate:
+        from .petmr import session_separate
+
+        for child_id in session_separate(session_id=session_id):
+            session_build(session_id=child_id)
+        return Status.SEPARATING
+    if status == Status.READY and auto_archive_wanted(session):
+        auto_archive_enqueue(session_id=session_id)
+    return status
+
+
+def _interrupted(session_id: int) -> str | None:
+    """Files arrived during the build: back to RECEIVING; the countdown restarts."""
+    back = PrearchiveSession.objects.filter(pk=session_id, status=Status.RECEIVING_INTERRUPT).update(
+        status=Status.RECEIVING, lastmod=timezone.now())
+    if back:
+        logger.info("prearchive session %s: files arrived during the build; receiving again", session_id)
+
+        def schedule() -> None:
+            try:
+                from prearchive.tasks import session_idle_countdown_schedule
+
+                session_idle_countdown_schedule(session_id=session_id)
+            except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
+                logger.warning("could not schedule the idle check of %s: %s", session_id, type(exc).__name__)
+
+        transaction.on_commit(schedule)
+        return Status.RECEIVING
+    return None
+
+
+def auto_archive_wanted(session: PrearchiveSession) -> bool:
+    if session.project_id is None:
+        return False
+    code = session.autoarchive if session.autoarchive is not None else session.project.prearchive_code
+    return code in AUTO_ARCHIVE_CODES
+
+
+def auto_archive_enqueue(*, session_id: int) -> bool:
+    """Hand a READY auto-archive session to the archive job, when that job exists."""
+    try:
+        from prearchive.services.archive import session_archive_enqueue
+    except ImportError:
+        logger.warning("auto-archive wanted for session %s but the archive job is not installed", session_id)
+        return False
+    session_archive_enqueue(session_id=session_id)
+    return True
+
+
+def document_json(session: PrearchiveSession) -> str:
+    return json.dumps(session.document, sort_keys=True)
