@@ -5,7 +5,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from . import ast as A
 from .context import ApplyResult, Ctx, RunContext
@@ -25,6 +27,7 @@ Run = Callable[[Ctx], None]
 
 CODE_MEANING = {"6": "XNAT DicomEdit 6 Script", "4": "XNAT DicomEdit 4 Script"}
 _SOP_INSTANCE_UID = 0x00080018
+_MEDIA_SOP_INSTANCE_UID = 0x00020003
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -322,9 +325,14 @@ class Script:
 
 
 def _sync_file_meta(ds: Dataset) -> None:
+    """Keep (0002,0003) equal to (0008,0018) after the script changed the latter."""
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         return
+    raw = ds._dict.get(_SOP_INSTANCE_UID)
+    if raw is None or type(raw) is RawDataElement:
+        return  # absent, or never touched by the script (still undecoded)
     uid = element_string(ds, _SOP_INSTANCE_UID)
-    if uid is not None:
-        meta.MediaStorageSOPInstanceUID = uid
+    if uid is not None and element_string(meta, _MEDIA_SOP_INSTANCE_UID) != uid:
+        elem = DataElement(_MEDIA_SOP_INSTANCE_UID, "UI", UID(uid), already_converted=True)
+        meta._dict[elem.tag] = elem

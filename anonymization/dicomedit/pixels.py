@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydicom import config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -95,16 +97,23 @@ def _record_cleaning(ds: Dataset) -> None:
     append_code(ds, *CLEAN_PIXEL_CODE)
 
 
+def _text(tag: int, vr: str, value: str) -> DataElement:
+    return DataElement(tag, vr, value, already_converted=True, validation_mode=config.IGNORE)
+
+
 def append_code(ds: Dataset, value: str, scheme: str, meaning: str, version: str | None = None) -> None:
     """Append one code item to (0012,0064) De-identification Method Code Sequence."""
     item = Dataset()
-    item.add_new(0x00080100, "SH", value)
-    item.add_new(0x00080102, "SH", scheme)
-    if version is not None:
-        item.add_new(0x00080103, "SH", version)
-    item.add_new(0x00080104, "LO", meaning)
-    elem = ds.get((0x0012, 0x0064))
-    if elem is None or not isinstance(elem.value, Sequence):
-        ds.add_new(0x00120064, "SQ", Sequence([item]))
-    else:
-        elem.value.append(item)
+    d = item._dict
+    for elem in (_text(0x00080100, "SH", value), _text(0x00080102, "SH", scheme),
+                 _text(0x00080103, "SH", version) if version is not None else None,
+                 _text(0x00080104, "LO", meaning)):
+        if elem is not None:
+            d[elem.tag] = elem
+    if 0x00120064 in ds._dict:
+        seq = ds[0x00120064].value
+        if isinstance(seq, Sequence):
+            seq.append(item)
+            return
+    seq_elem = DataElement(0x00120064, "SQ", Sequence([item]), validation_mode=config.IGNORE)
+    ds._dict[seq_elem.tag] = seq_elem

@@ -125,14 +125,17 @@ def assign_string(ds: Dataset, tag: int, text: str | None) -> None:
             vr = ds[tag].VR
     else:
         vr = _vr_for_new(ds, tag)
-    ds._dict[tag] = DataElement(tag, vr, convert(text, vr), validation_mode=_IGNORE)
+    elem = DataElement(tag, vr, convert(text, vr), validation_mode=_IGNORE)
+    ds._dict[elem.tag] = elem  # keys must stay BaseTag for pydicom's writer
 
 
 def blank_element(ds: Dataset, tag: int) -> None:
     """Keep the element and its VR, with an empty value."""
     elem = ds[tag]
     if elem.VR == "SQ":
-        ds._dict[tag] = DataElement(tag, "SQ", Sequence(), validation_mode=_IGNORE)
+        new = DataElement(tag, "SQ", Sequence(), validation_mode=_IGNORE)
+        ds._dict[new.tag] = new
         return
     value: Any = b"" if elem.VR in _BYTES_VRS else ("" if elem.VR in _TEXT_VRS else None)
-    ds._dict[tag] = DataElement(tag, elem.VR, value, validation_mode=_IGNORE)
+    new = DataElement(tag, elem.VR, value, validation_mode=_IGNORE)
+    ds._dict[new.tag] = new
