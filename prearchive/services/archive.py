@@ -1,0 +1,388 @@
+"""The archive job: prearchive session -> archived ImageSession (reference/xnat.md §3, §7; DESIGN §4.5).
+
+1. Request (``session_archive_request`` / ``session_archive_enqueue``): claim READY|CONFLICT|ERROR ->
+   QUEUED_ARCHIVING by conditional UPDATE, write the request beside the session (jobfile.py), enqueue the
+   task on commit with the session id only.
+2. Job (``session_archive``): take the session's job lock (a PostgreSQL advisory lock: a killed worker's lock
+   is released with its connection), claim QUEUED_ARCHIVING -> ARCHIVING (or resume ARCHIVING: the lock says
+   its worker is dead), then by step, each of which a retried job recognises and skips:
+   a. validate against the archive (conflicts.py) -> CONFLICT with the reasons, or ERROR (no script, ...);
+   b. write every file through the project's anonymization script, with the final labels, into a partial
+      folder (archive_tree.py), stopping if files arrive (RECEIVING_INTERRUPT -> RECEIVING, nothing changed);
+   c. swap the partial folder into ``ARCHIVE_ROOT/{project}/arc001/{label}``;
+   d. record Subject, ImageSession and Scans and the AuditEvent, in one transaction;
+   e. only then remove the archived files from the prearchive and the session row (or, if files arrived
+      meanwhile, leave those files and set the session RECEIVING).
+Logs carry ids, counts and UIDs only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+from prearchive.services import archive_tree as tree
+from prearchive.services.archive_record import session_record
+from prearchive.services.conflicts import ScanKey, overwrite_normalize, scan_renames, session_conflicts
+from prearchive.services.jobfile import job_read, job_remove, job_write, session_dir
+from prearchive.services.joblock import job_lock
+from xnatlite.models import ImageSession, Project
+
+logger = logging.getLogger(__name__)
+Status = PrearchiveSession.Status
+
+ARCHIVABLE = (Status.READY, Status.CONFLICT, Status.ERROR)
+MSG_IN_PROGRESS = "Operation already in progress on this prearchive entry."
+MSG_SCRIPT = "The project's anonymization script does not compile ({detail}); nothing was archived."
+MSG_SCRIPT_FAILED = "The project's anonymization script failed on a file ({detail}); nothing was archived."
+MSG_FAILED = "The session could not be archived ({error}); it is still in the prearchive."
+TASK = "prearchive.session_archive"
+
+
+class ArchiveError(Exception):
+    """The request cannot be queued (shown to the user as is)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    project_id: str | None
+    subject: str
+    label: str
+    overwrite: str
+    tracer: str
+    quarantine: bool | None
+    actor: str
+
+
+def _enqueue(session_id: int) -> None:
+    from prearchive.archive_tasks import session_archive_task
+
+    transaction.on_commit(lambda: session_archive_task.delay(session_id))
+
+
+def _default_overwrite(session: PrearchiveSession) -> str:
+    code = session.autoarchive
+    if code is None and session.project_id:
+        code = Project.objects.filter(pk=session.project_id).values_list("prearchive_code", flat=True).first()
+    return {4: "append", 5: "delete"}.get(code, "none")
+
+
+def session_archive_enqueue(*, session_id: int, actor: str = "") -> None:
+    """Auto-archive hook (the builder): READY -> QUEUED_ARCHIVING and the job on commit; a no-op when the
+    session is not READY (someone else owns it)."""
+    with transaction.atomic():
+        session = PrearchiveSession.objects.filter(pk=session_id).first()
+        if session is None:
+            return
+        claimed = PrearchiveSession.objects.filter(pk=session_id, status=Status.READY).update(
+            status=Status.QUEUED_ARCHIVING, lastmod=timezone.now(), error_message="")
+        if not claimed:
+            return
+        job_write(session=session, data={"op": "archive", "actor": actor or "auto-archive",
+                                         "overwrite": _default_overwrite(session)})
+        _enqueue(session_id)
+
+
+def session_archive_request(*, session: PrearchiveSession, actor: str, project_id: str | None = None,
+                            subject: str | None = None, label: str | None = None, overwrite: str = "none",
+                            tracer: str = "", quarantine: bool | None = None) -> None:
+    """Queue the archive of ``session`` under the given (final) labels. Raises ArchiveError if the session
+    is not in a status that may be archived."""
+    with transaction.atomic():
+        claimed = PrearchiveSession.objects.filter(pk=session.pk, status__in=ARCHIVABLE).update(
+            status=Status.QUEUED_ARCHIVING, lastmod=timezone.now(), error_message="")
+        if not claimed:
+            raise ArchiveError(MSG_IN_PROGRESS)
+        job_write(session=session, data={
+            "op": "archive", "actor": actor, "project": project_id or session.project_id or "",
+            "subject": subject if subject else session.subject, "label": label if label else session.name,
+            "overwrite": overwrite_normalize(overwrite), "tracer": tracer or "", "quarantine": quarantine,
+        })
+        _enqueue(session.pk)
+
+
+def target_for(session: PrearchiveSession) -> Target:
+    job = job_read(session) or {}
+    return Target(
+        project_id=job.get("project") or session.project_id, subject=job.get("subject") or session.subject,
+        label=job.get("label") or session.name,
+        overwrite=overwrite_normalize(job.get("overwrite") or _default_overwrite(session)),
+        tracer=job.get("tracer") or session.pet_tracer or "", quarantine=job.get("quarantine"),
+        actor=job.get("actor") or "",
+    )
+
+
+def archive_uri(project_id: str, subject: str, label: str) -> str:
+    return f"/data/archive/projects/{project_id}/subjects/{subject}/experiments/{label}"
+
+
+# ------------------------------------------------------------------ the job
+
+
+def session_archive(*, session_id: int) -> str:
+    """Run (or resume) the archive of one session. Returns what happened: "archived", "conflict",
+    "error", "interrupted", "busy" (another live job owns it) or "skipped" (nothing to do)."""
+    with job_lock("session", session_id) as got:
+        if not got:
+            return "busy"
+        session = PrearchiveSession.objects.filter(pk=session_id).first()
+        if session is None:
+            return "skipped"
+        if session.status == Status.QUEUED_ARCHIVING:
+            PrearchiveSession.objects.filter(pk=session_id, status=Status.QUEUED_ARCHIVING).update(
+                status=Status.ARCHIVING, lastmod=timezone.now())
+            session.refresh_from_db()
+        if session.status == Status.RECEIVING_INTERRUPT and job_read(session) is not None:
+            return _interrupted(session, None)
+        if session.status != Status.ARCHIVING:
+            return "skipped"
+        target = target_for(session)
+        try:
+            return _archive(session, target)
+        except tree.JobInterrupted:
+            return _interrupted(session, target)
+        except _Stop as stop:
+            return _finish_failed(session, stop.status, stop.message)
+        except (OSError,) as exc:
+            logger.warning("archive of prearchive session %s hit a storage error: %s", session_id,
+                           type(exc).__name__)
+            raise  # transient: the task retries; the job resumes
+        except Exception as exc:  # noqa: BLE001 - never leave a session stuck in ARCHIVING
+            logger.exception("archive of prearchive session %s failed", session_id)
+            return _finish_failed(session, Status.ERROR, MSG_FAILED.format(error=type(exc).__name__))
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _op_id(session: PrearchiveSession) -> str:
+    return f"{session.pk}-{session.timestamp}"
+
+
+def _archive(session: PrearchiveSession, target: Target) -> str:
+    if not target.project_id:
+        raise _Stop(Status.CONFLICT, "FAIL-6: unable to identify destination project")
+    dirs = tree.archive_dirs(project_id=target.project_id, label=target.label, job_id=session.pk)
+    op = _op_id(session)
+    with job_lock("destination", f"{target.project_id}/{target.label}", wait=True):
+        existing = ImageSession.objects.filter(project_id=target.project_id, label=target.label).first()
+        if existing is not None and op in (existing.document or {}).get("prearchive_ops", []):
+            return _cleanup(session, target, existing, dirs)  # recorded; the prearchive copy remains
+        marker = tree.marker_read(dirs.final)
+        if marker is None or marker.get("op") != op:
+            partial = tree.marker_read(dirs.partial)
+            if partial is None or partial.get("op") != op or dirs.final.exists() or not dirs.old.exists():
+                _write(session, target, dirs, op)  # fresh, or resuming a write
+            tree.tree_swap(dirs)
+        marker = tree.marker_read(dirs.final) or {}
+        record = session_record(session=session, target=target, dirs=dirs, op=op,
+                                renames=marker.get("renames", {}), notices=marker.get("notices", []),
+                                rejected=marker.get("rejected", 0))
+    return _cleanup(session, target, record, dirs)
+
+
+def _scan_keys(session: PrearchiveSession) -> list[ScanKey]:
+    rows = PrearchiveFile.objects.filter(session=session).values_list("scan_id", "series_instance_uid").distinct()
+    seen: dict[str, str] = {}
+    for scan_id, uid in rows:
+        seen.setdefault(scan_id, uid or "")
+    return [ScanKey(scan_id=k, uid=v) for k, v in sorted(seen.items())]
+
+
+def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, op: str) -> None:
+    scans = _scan_keys(session)
+    partial_marker = tree.marker_read(dirs.partial)
+    if partial_marker is None or partial_marker.get("op") != op:
+        tree.tree_discard(dirs.partial)  # a stale partial of an earlier attempt
+        notices = session_conflicts(project_id=target.project_id, subject=target.subject, label=target.label,
+                                    study_uid=session.tag, session_type=session.session_type, scans=scans,
+                                    overwrite=target.overwrite)
+        if notices:
+            raise _Stop(Status.CONFLICT, "\n".join(str(n) for n in notices))
+        renames = (scan_renames(project_id=target.project_id, label=target.label, scans=scans)
+                   if target.overwrite == "append" else {})
+        tree.marker_write(dirs.partial, {"op": op, "renames": renames, "overwrite": target.overwrite})
+    renames = (tree.marker_read(dirs.partial) or {}).get("renames", {})
+    script = _project_script(target.project_id)
+    variables = {"project": target.project_id, "subject": target.subject, "session": target.label,
+                 "modalityLabel": _modality_label(session)}
+    run = _run_context()
+    base = session_dir(session)
+    rows = list(PrearchiveFile.objects.filter(session=session).order_by("scan_id", "instance_number", "pk")
+                .values_list("pk", "relative_path", "scan_id"))
+    files = [tree.FileJob(source=base / rel, dest=f"SCANS/{renames.get(scan_id, scan_id)}/DICOM/{Path(rel).name}")
+             for _pk, rel, scan_id in rows]
+    rejected = 0
+
+    def transform(ds) -> bool:
+        nonlocal rejected
+        if script is None:
+            return True
+        try:
+            result = script.apply(ds, variables=variables, run=run)
+        except Exception as exc:  # noqa: BLE001 - a script failing on a file stops the archive
+            raise _Stop(Status.ERROR, MSG_SCRIPT_FAILED.format(detail=_first_line(exc))) from None
+        if getattr(result, "rejected", False):
+            rejected += 1
+            return False
+        return True
+
+    def should_stop() -> bool:
+        return not PrearchiveSession.objects.filter(pk=session.pk, status=Status.ARCHIVING).exists()
+
+    written, _ = tree.tree_write(dirs=dirs, files=files, transform=transform,
+                                 merge_existing=target.overwrite == "append", should_stop=should_stop)
+    if should_stop():
+        raise tree.JobInterrupted()
+    marker = tree.marker_read(dirs.partial) or {}
+    marker.update(op=op, files=written, rejected=rejected, file_ids=[pk for pk, _rel, _scan in rows])
+    tree.marker_write(dirs.partial, marker)
+    logger.info("prearchive session %s: %d file(s) written to the archive, %d rejected", session.pk, written,
+                rejected)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def _project_script(project_id: str):
+    project = Project.objects.get(pk=project_id)
+    if not project.anon_script_enabled or not project.anon_script.strip():
+        return None
+    try:
+        from anonymization.services import script_compile
+
+        return script_compile(text=project.anon_script)
+    except ImportError:
+        raise _Stop(Status.ERROR, MSG_SCRIPT.format(detail="the anonymization engine is not installed")) from None
+    except Exception as exc:  # noqa: BLE001 - any compile failure means: do not archive
+        raise _Stop(Status.ERROR, MSG_SCRIPT.format(detail=_first_line(exc))) from None
+
+
+def _run_context():
+    try:
+        from anonymization.dicomedit.context import RunContext
+    except ImportError:
+        return None
+    return RunContext(echo=lambda text: None)
+
+
+def _modality_label(session: PrearchiveSession) -> str:
+    modality = session.modality or (session.document or {}).get("modality", "")
+    return {"PT": "PET"}.get(modality, modality)
+
+
+# ------------------------------------------------------------------ endings
+
+
+def _cleanup(session: PrearchiveSession, target: Target, record: ImageSession, dirs: tree.ArchiveDirs) -> str:
+    """The archive copy is complete and recorded: remove the archived files from the prearchive."""
+    marker = tree.marker_read(dirs.final)
+    base = session_dir(session)
+    if marker is not None:
+        archived_ids = marker.get("file_ids") or []
+        for rel in PrearchiveFile.objects.filter(pk__in=archived_ids).values_list("relative_path", flat=True):
+            try:
+                os.unlink(base / rel)
+            except FileNotFoundError:
+                pass
+        PrearchiveFile.objects.filter(pk__in=archived_ids).delete()
+        tree.marker_remove(dirs.final)
+    tree.tree_discard(dirs.old)
+    removed = False
+    with transaction.atomic():
+        row = PrearchiveSession.objects.select_for_update().filter(pk=session.pk).first()
+        if row is None:
+            return "archived"
+        remaining = PrearchiveFile.objects.filter(session_id=session.pk).count()
+        if remaining == 0:
+            row.delete()
+            removed = True
+        else:  # files arrived after the archive copy was taken: they stay, to be built again
+            PrearchiveSession.objects.filter(pk=session.pk).update(
+                status=Status.RECEIVING, file_count=remaining, lastmod=timezone.now(), error_message="")
+            job_remove(session)
+    if removed:
+        _remove_prearchive_folder(session)
+    logger.info("prearchive session %s archived as session %s", session.pk, record.pk)
+    return "archived"
+
+
+def _remove_prearchive_folder(session: PrearchiveSession) -> None:
+    base = session_dir(session)
+    shutil.rmtree(base, ignore_errors=True)
+    for extra in (base.with_name(base.name + ".xml"), base.with_name(base.name + ".json")):
+        try:
+            os.unlink(extra)
+        except FileNotFoundError:
+            pass
+    job_remove(session)
+    try:
+        base.parent.rmdir()  # the timestamp folder, when empty
+    except OSError:
+        pass
+
+
+def _interrupted(session: PrearchiveSession, target: Target | None) -> str:
+    """New files arrived: leave every file where it is, discard the partial archive copy, RECEIVING."""
+    if target is not None and target.project_id:
+        tree.tree_discard(tree.archive_dirs(project_id=target.project_id, label=target.label,
+                                            job_id=session.pk).partial)
+    back = PrearchiveSession.objects.filter(pk=session.pk, status=Status.RECEIVING_INTERRUPT).update(
+        status=Status.RECEIVING, lastmod=timezone.now())
+    job_remove(session)
+    if back:
+        logger.info("prearchive session %s: files arrived during the archive; receiving again", session.pk)
+        _schedule_idle(session.pk)
+    return "interrupted"
+
+
+def _schedule_idle(session_id: int) -> None:
+    def schedule() -> None:
+        try:
+            from prearchive.tasks import session_idle_countdown_schedule
+
+            session_idle_countdown_schedule(session_id=session_id)
+        except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
+            logger.warning("could not schedule the idle check of %s: %s", session_id, type(exc).__name__)
+
+    transaction.on_commit(schedule)
+
+
+def _finish_failed(session: PrearchiveSession, status: str, message: str) -> str:
+    target = target_for(session)
+    if target.project_id:
+        tree.tree_discard(tree.archive_dirs(project_id=target.project_id, label=target.label,
+                                            job_id=session.pk).partial)
+    done = PrearchiveSession.objects.filter(pk=session.pk, status=Status.ARCHIVING).update(
+        status=status, error_message=message, lastmod=timezone.now())
+    job_remove(session)
+    if not done:
+        return _interrupted(session, None)
+    logger.info("prearchive session %s not archived: %s", session.pk, status)
+    return "conflict" if status == Status.CONFLICT else "error"
+
+
+def session_archive_progress(*, session: PrearchiveSession) -> dict[str, Any]:
+    """{done, total} of a running archive job, counted from its partial folder."""
+    total = session.file_count
+    if session.status != Status.ARCHIVING:
+        return {"done": 0, "total": total}
+    target = target_for(session)
+    if not target.project_id:
+        return {"done": 0, "total": total}
+    dirs = tree.archive_dirs(project_id=target.project_id, label=target.label, job_id=session.pk)
+    scans = dirs.partial / "SCANS"
+    done = tree.count_files(scans) if scans.is_dir() else 0
+    return {"done": min(done, total) if total else done, "total": total}
