@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from anonymization.dicomedit import (ApplyResult, DicomEditSyntaxError, RunContext, Script,
                                      parse)
+from anonymization.dicomedit.preview import Preview, preview
 
 _CACHE_SIZE = 64
 _cache: OrderedDict[tuple[str, str | None, tuple[str, ...]], Script] = OrderedDict()
@@ -49,3 +50,8 @@ def dataset_anonymize(*, script: Script, dataset: Dataset, variables: dict[str, 
                       run: RunContext | None = None, script_id: str = "1") -> ApplyResult:
     """Apply a compiled script to one dataset in place (DicomEditRuntimeError on failure)."""
     return script.apply(dataset, variables=variables, run=run, script_id=script_id)
+
+
+def dataset_preview(*, script: Script, dataset: Dataset, variables: dict[str, str]) -> Preview:
+    """Each tag the script would change in ``dataset`` (before, after); the dataset is left untouched."""
+    return preview(script, dataset, variables)

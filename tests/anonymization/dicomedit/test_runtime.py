@@ -147,3 +147,18 @@ def test_compiled_script_is_reusable_and_fast_path_is_not_regex_per_file(monkeyp
         script.apply(ds, variables={})
         assert ds.StudyDescription == "digits"
     assert calls == []
+
+
+def test_preview_lists_changes_without_touching_the_dataset() -> None:
+    from anonymization.dicomedit.preview import preview
+
+    ds = build(merged(None))
+    script = parse('version "6.1"\n-(0010,0030)\n(0010,0010) := "ANON"\n(0008,1115)[0]/(0008,1155) := "9.9"')
+    result = preview(script, ds, {})
+    changes = {c.path: (c.keyword, c.before, c.after) for c in result.changes}
+    assert changes["(0010,0030)"] == ("PatientBirthDate", "19700101", None)
+    assert changes["(0010,0010)"] == ("PatientName", "Doe^John", "ANON")
+    assert changes["(0008,1115)[0]/(0008,1155)"] == ("ReferencedSOPInstanceUID", "1.2.3.4.5", "9.9")
+    assert changes["(0012,0064)"][1:] == (None, "<sequence of 1 item(s)>")
+    assert "(0010,0020)" not in changes
+    assert read(ds, "(0010,0030)") == "19700101" and not result.rejected
