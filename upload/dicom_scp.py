@@ -1,0 +1,187 @@
+"""The DICOM receiver: C-ECHO and C-STORE (every storage SOP class, the common transfer syntaxes).
+
+Thin, per STYLE §6.4: ``handle_store`` writes ``event.encoded_dataset()`` (nothing decoded) to a temporary
+file under UPLOAD_TMP_ROOT, hands it to intake, and maps the outcome to a DIMSE status. It answers Success
+only when the file is in the prearchive or was deliberately dropped (a series import filter or the site
+script's reject); otherwise a failure status, so the sender keeps the file and can retry.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, connections
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+
+logger = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700       # disk or database fault: the sender should retry later
+CANNOT_UNDERSTAND = 0xC210      # not decodable, no SOP/Study UID, invalid header
+PROCESSING_FAILURE = 0xC211     # refused (e.g. the site anonymization failed: fail closed on PHI)
+UNDECODABLE_REASONS = ("not_dicom", "truncated", "missing_uid", "invalid_value")
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """What one listening AE needs. ``receiver`` is the DicomReceiver row (None for the default receiver
+    from settings); intake reads its routing expressions and anonymization switch."""
+
+    ae_title: str
+    port: int
+    whitelist: tuple[str, ...] = ()
+    receiver: Any = field(default=None, compare=False)
+    signature: tuple = ()
+
+    @classmethod
+    def from_receiver(cls, receiver) -> "ReceiverConfig":
+        whitelist = tuple(receiver.whitelist_titles) if receiver.whitelist_enabled else ()
+        signature = (receiver.ae_title, receiver.port, whitelist, receiver.routing_expressions_enabled,
+                     receiver.project_routing_expression, receiver.subject_routing_expression,
+                     receiver.session_routing_expression, receiver.anonymization_enabled)
+        return cls(receiver.ae_title, receiver.port, whitelist, receiver, signature)
+
+    @classmethod
+    def default(cls, *, ae_title: str | None = None, port: int | None = None) -> "ReceiverConfig":
+        title = ae_title or settings.DICOM_AE_TITLE
+        port = port or settings.DICOM_PORT
+        return cls(title, port, (), None, (title, port))
+
+
+def _status_for(result) -> int:
+    from prearchive.services import intake
+
+    if result.status in (intake.STORED, intake.DUPLICATE, intake.FILTERED):
+        return SUCCESS
+    if result.reason == intake.MSG_SCRIPT_REJECT:
+        return SUCCESS  # deliberately dropped by the site script's reject[]
+    from prearchive.models import IntakeRejection
+
+    code = (IntakeRejection.objects.filter(sop_instance_uid=result.sop_instance_uid)
+            .order_by("-at").values_list("reason_code", flat=True).first()) if result.sop_instance_uid else None
+    if code is None or code in UNDECODABLE_REASONS:
+        return CANNOT_UNDERSTAND
+    return PROCESSING_FAILURE
+
+
+def _temp_file(data: bytes) -> Path:
+    tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="scp-", suffix=".dcm", dir=tmp_root)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def handle_store(event, config: ReceiverConfig) -> int:
+    """EVT_C_STORE."""
+    from prearchive.services.intake import IntakeError, dicom_file_receive
+
+    if not connection.in_atomic_block:
+        close_old_connections()
+    try:
+        data = event.encoded_dataset()
+    except Exception:  # noqa: BLE001 - a dataset pynetdicom cannot hand over
+        logger.warning("C-STORE: the dataset could not be read from the association")
+        return CANNOT_UNDERSTAND
+    try:
+        path = _temp_file(data)
+    except OSError as exc:
+        logger.error("C-STORE: could not write a temporary file (errno %s)", exc.errno)
+        return OUT_OF_RESOURCES
+    assoc = event.assoc
+    try:
+        result = dicom_file_receive(path=path, source="dicom", calling_aet=assoc.requestor.ae_title.strip(),
+                                    called_aet=assoc.acceptor.ae_title.strip(), receiver=config.receiver)
+    except IntakeError:
+        return OUT_OF_RESOURCES
+    except Exception:  # noqa: BLE001 - never report Success for a file that is not stored
+        logger.exception("C-STORE: intake failed")
+        return PROCESSING_FAILURE
+    finally:
+        path.unlink(missing_ok=True)
+    return _status_for(result)
+
+
+def handle_echo(event) -> int:
+    return SUCCESS
+
+
+def handle_conn_open(event) -> None:
+    """Nagle off: every C-STORE response goes out at once (TESTING.md: ~20 files/s otherwise)."""
+    try:
+        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):
+        pass
+
+
+def handle_assoc_end(event) -> None:
+    """The association's thread is ending: close its database connection."""
+    if not connection.in_atomic_block:
+        connections.close_all()
+
+
+def build_ae(config: ReceiverConfig) -> AE:
+    ae = AE(ae_title=config.ae_title)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    ae.require_called_aet = True
+    if config.whitelist:
+        ae.require_calling_aet = list(config.whitelist)
+    ae.maximum_associations = 64
+    ae.network_timeout = 60
+    ae.acse_timeout = 30
+    ae.dimse_timeout = 60
+    ae.maximum_pdu_size = 0  # no limit on what we accept
+    return ae
+
+
+def handlers_for(config: ReceiverConfig) -> list:
+    return [
+        (evt.EVT_C_STORE, handle_store, [config]),
+        (evt.EVT_C_ECHO, handle_echo),
+        (evt.EVT_CONN_OPEN, handle_conn_open),
+        (evt.EVT_RELEASED, handle_assoc_end),
+        (evt.EVT_ABORTED, handle_assoc_end),
+    ]
+
+
+def server_start(config: ReceiverConfig, *, address: str):
+    """Start one receiver (non-blocking); returns the pynetdicom server."""
+    ae = build_ae(config)
+    server = ae.start_server((address, config.port), block=False, evt_handlers=handlers_for(config))
+    try:
+        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+    logger.info("DICOM receiver %s listening on %s:%s", config.ae_title, address, config.port)
+    return server
+
+
+def receiver_configs(*, default: ReceiverConfig | None, only_default: bool = False) -> list[ReceiverConfig]:
+    """The default receiver (unless a DicomReceiver uses its port) plus every enabled DicomReceiver; none
+    when the site's "Enable DICOM receiver" is off."""
+    from xnatlite.selectors import site_config_get
+
+    from .models import DicomReceiver
+
+    if not site_config_get().enable_dicom_receiver:
+        return []
+    configs = [ReceiverConfig.from_receiver(r) for r in DicomReceiver.objects.filter(enabled=True)]
+    if only_default:
+        configs = []
+    if default is not None and all(c.port != default.port for c in configs):
+        configs.insert(0, default)
+    return configs

@@ -1,0 +1,75 @@
+"""``manage.py run_dicom_scp [--port N] [--ae-title T] [--bind ADDRESS] [--only]``: the DICOM receiver.
+
+Serves the default receiver (settings DICOM_AE_TITLE / DICOM_PORT, or the options) and every enabled
+receiver defined in the admin; it re-reads the admin's receivers every few seconds, so adding, changing
+or disabling one needs no restart. ``--only`` serves the default receiver alone.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from upload.dicom_scp import ReceiverConfig, receiver_configs, server_start
+
+logger = logging.getLogger("upload.dicom_scp")
+
+
+class Command(BaseCommand):
+    help = "Run the DICOM receiver (C-ECHO, C-STORE) for the default AE and the admin's receivers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=None, help="Default receiver's port (DICOM_PORT).")
+        parser.add_argument("--ae-title", default=None, help="Default receiver's AE title (DICOM_AE_TITLE).")
+        parser.add_argument("--bind", default=None,
+                            help="Address to listen on (DICOM_BIND_ADDRESS, default 127.0.0.1).")
+        parser.add_argument("--only", action="store_true", help="Serve the default receiver only.")
+        parser.add_argument("--reload-interval", type=float, default=5.0,
+                            help="Seconds between checks of the admin's receivers.")
+
+    def handle(self, *args, **options):
+        address = options["bind"] or getattr(settings, "DICOM_BIND_ADDRESS", "127.0.0.1")
+        default = ReceiverConfig.default(ae_title=options["ae_title"], port=options["port"])
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        servers: dict[int, tuple[tuple, object]] = {}
+        try:
+            while not stop.is_set():
+                self._reconcile(servers, default, address, options["only"])
+                stop.wait(options["reload_interval"])
+        finally:
+            for _, server in servers.values():
+                server.shutdown()
+            self.stdout.write("DICOM receiver stopped")
+
+    def _reconcile(self, servers, default, address, only) -> None:
+        close_old_connections()
+        try:
+            wanted = {c.port: c for c in receiver_configs(default=default, only_default=only)}
+        except Exception as exc:  # noqa: BLE001 - keep serving what runs while the database is away
+            logger.warning("could not read the receivers: %s", type(exc).__name__)
+            return
+        finally:
+            close_old_connections()
+        for port in list(servers):
+            signature, server = servers[port]
+            if port not in wanted or wanted[port].signature != signature:
+                server.shutdown()
+                del servers[port]
+                self.stdout.write(f"DICOM receiver on port {port} stopped")
+        for port, config in wanted.items():
+            if port in servers:
+                continue
+            try:
+                servers[port] = (config.signature, server_start(config, address=address))
+            except OSError as exc:
+                logger.error("DICOM receiver %s could not listen on port %s: %s", config.ae_title, port,
+                             exc.strerror)
+                continue
+            self.stdout.write(f"DICOM receiver {config.ae_title} listening on {address}:{port}")
+            self.stdout.flush()

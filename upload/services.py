@@ -1,0 +1,386 @@
+"""The import routes' logic: XNAT's import parameters, permission checks, archives and single files into
+intake, the commit after import, and the compressed uploader's jobs.
+
+Every file goes through ``prearchive.services.intake.dicom_file_receive`` (the one intake function); this
+module never writes into the prearchive itself. Logs carry counts and ids only, never file names or
+header values.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Mapping
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from xnatlite import permissions
+from xnatlite.models import Project, Subject
+from xnatlite.selectors import project_resolve, site_config_get
+
+from .archives import ArchiveRejected, Limits, archive_extract
+from .models import UploadJob
+
+logger = logging.getLogger(__name__)
+
+HANDLERS = ("DICOM-zip", "SI", "gradual-DICOM", "inbox")
+DICOM_CONTENT_TYPES = ("application/dicom", "application/x-mirc", "application/x-mirc-dicom")
+CHUNK = 1024 * 1024
+SKIPPED_LIMIT = 1000
+
+MSG_UNKNOWN_HANDLER = "Unknown importer implementation specified: {handler}"
+MSG_UNKNOWN_PROJECT = "Unknown project: {project}"
+MSG_NO_RIGHTS = "You do not have permission to upload to project {project}."
+MSG_NO_PROJECT_RIGHTS = "You do not have permission to upload to any project."
+MSG_EMPTY_BODY = "The request body is empty: nothing to import."
+MSG_NO_SUBJECT = ("Project {project} does not allow new subjects to be created on upload; {subject} is not "
+                  "an existing subject.")
+MSG_TOO_BIG = "The upload is larger than the site's limit of {limit} bytes."
+MSG_INTAKE_FAILED = "The server could not store the files ({detail}); nothing more was imported. Try again later."
+MSG_HIDDEN = "The compressed uploader is disabled on this site."
+
+
+class ImportRefused(Exception):
+    """A request the caller can fix: ``status`` is the HTTP status, the message is shown as is."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+# ------------------------------------------------------------------ parameters
+
+_ALIASES = {"project": "PROJECT_ID", "subject": "SUBJECT_ID", "session": "EXPT_LABEL", "experiment": "EXPT_LABEL",
+            "auto-archive": "AA", "visit": "VISIT", "source": "SOURCE"}
+_DEST = re.compile(r"^/?(?P<where>archive|prearchive)(?:/projects/(?P<project>[^/]+)"
+                   r"(?:/subjects/(?P<subject>[^/]+)(?:/experiments/(?P<session>[^/]+))?)?)?/?$")
+
+
+def import_params_normalize(*, raw: Mapping[str, str]) -> dict[str, str]:
+    """XNAT's names for what clients send: lower-case ``project``/``subject``/``session`` (xnatpy),
+    ``auto-archive`` → ``AA``, and ``dest`` (which implies ``action=commit`` and sets AA)."""
+    params = {k: str(v) for k, v in raw.items()}
+    for alias, name in _ALIASES.items():
+        if params.get(alias) and not params.get(name):
+            params[name] = params[alias]
+    dest = params.get("dest", "").strip()
+    if dest:
+        match = _DEST.match(dest)
+        if match is None:
+            raise ImportRefused(f"Invalid dest {dest!r}: use /archive/projects/P or /prearchive/projects/P.")
+        for group, name in (("project", "PROJECT_ID"), ("subject", "SUBJECT_ID"), ("session", "EXPT_LABEL")):
+            if match.group(group) and not params.get(name):
+                params[name] = match.group(group)
+        params.setdefault("AA", "true" if match.group("where") == "archive" else "false")
+        params["action"] = "commit"
+    if str(params.get("prearchive_code", "")).strip() == "1" and not params.get("AA"):
+        params["AA"] = "true"
+    return params
+
+
+def import_handler_choose(*, params: Mapping[str, str], content_type: str) -> str:
+    handler = params.get("import-handler", "").strip()
+    if not handler:
+        if content_type in DICOM_CONTENT_TYPES:
+            return "gradual-DICOM"
+        return site_config_get().ui_default_compressed_uploader_importer or "DICOM-zip"
+    if handler not in HANDLERS:
+        raise ImportRefused(MSG_UNKNOWN_HANDLER.format(handler=handler), status=404)
+    return handler
+
+
+def import_authorize(*, user, params: dict[str, str]) -> str | None:
+    """Resolve PROJECT_ID (ID or alias) and check upload rights; returns the project ID or None (the files'
+    headers will route them). Also enforces the project's allow-create-subject for a named subject."""
+    name = params.get("PROJECT_ID", "").strip()
+    if not name:
+        if not permissions.projects_for(user, permissions.UPLOAD_ROLES).exists():
+            raise ImportRefused(MSG_NO_PROJECT_RIGHTS, status=403)
+        return None
+    project_id = project_resolve(name)
+    if project_id is None:
+        raise ImportRefused(MSG_UNKNOWN_PROJECT.format(project=name), status=404)
+    if not permissions.can_upload(user, project_id):
+        raise ImportRefused(MSG_NO_RIGHTS.format(project=name), status=403)
+    params["PROJECT_ID"] = project_id
+    subject = params.get("SUBJECT_ID", "").strip()
+    if subject:
+        project = Project.objects.get(pk=project_id)
+        if not project.allow_create_subject and not Subject.objects.filter(project=project, label=subject).exists():
+            raise ImportRefused(MSG_NO_SUBJECT.format(project=project_id, subject=subject), status=403)
+    return project_id
+
+
+def _truthy(value: Any) -> bool:
+    return str(value or "").strip().lower() in ("true", "t", "1", "yes")
+
+
+# ------------------------------------------------------------------ the report
+
+
+@dataclass
+class ImportReport:
+    started: Any = field(default_factory=timezone.now)
+    session_ids: list[int] = field(default_factory=list)
+    uris: dict[int, str] = field(default_factory=dict)
+    stored: int = 0
+    duplicates: int = 0
+    filtered: int = 0
+    rejected: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_total: int = 0
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped_total += 1
+        if len(self.skipped) < SKIPPED_LIMIT:
+            self.skipped.append((name, reason))
+
+    def add(self, result, name: str) -> None:
+        if result.session_id is not None and result.status in ("stored", "duplicate"):
+            if result.session_id not in self.uris:
+                self.session_ids.append(result.session_id)
+            self.uris[result.session_id] = result.uri
+        if result.status == "stored":
+            self.stored += 1
+        elif result.status == "duplicate":
+            self.duplicates += 1
+        elif result.status == "filtered":
+            self.filtered += 1
+            self.skip(name, result.reason or "filtered by a series import filter")
+        else:
+            self.rejected += 1
+            self.skip(name, result.reason or "refused")
+
+    def uri_list(self) -> list[str]:
+        from prearchive.models import PrearchiveSession
+
+        out = []
+        live = {s.pk: s for s in PrearchiveSession.objects.filter(pk__in=self.session_ids)}
+        for pk in self.session_ids:
+            session = live.get(pk)
+            out.append(session.uri if session is not None else self.uris[pk])
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        from prearchive.models import PrearchiveSession
+
+        sessions = []
+        live = {s.pk: s for s in PrearchiveSession.objects.filter(pk__in=self.session_ids)}
+        for pk in self.session_ids:
+            s = live.get(pk)
+            if s is None:
+                sessions.append({"uri": self.uris[pk], "page": "", "status": "ARCHIVED", "created": True})
+                continue
+            sessions.append({
+                "uri": s.uri, "page": f"/prearchive/projects/{s.project_label}/{s.timestamp}/{s.folder_name}/",
+                "project": s.project_label, "subject": s.subject, "label": s.name, "status": s.status,
+                "files": s.file_count or PrearchiveSession.objects.get(pk=pk).files.count(),
+                "created": s.uploaded >= self.started,
+            })
+        return {"sessions": sessions, "stored": self.stored, "duplicates": self.duplicates,
+                "filtered": self.filtered, "rejected": self.rejected,
+                "skipped": [{"name": n, "reason": r} for n, r in self.skipped], "skipped_total": self.skipped_total}
+
+
+# ------------------------------------------------------------------ into intake
+
+Progress = Callable[[int, int], None]
+
+
+def files_import(*, files: list[tuple[Path, str]], params: dict[str, str], user, source: str,
+                 report: ImportReport, progress: Progress | None = None, keep_originals: bool = False) -> None:
+    """Give each file to intake (which takes the file over). On a server fault, stop: the files already
+    taken in stay (each one is complete and idempotent by SOPInstanceUID); the caller reports the error."""
+    from prearchive.services.intake import IntakeError, dicom_file_receive
+
+    prevent_anon = _truthy(params.get("prevent_anon"))
+    total = len(files)
+    for done, (path, name) in enumerate(files, start=1):
+        try:
+            result = dicom_file_receive(path=path, source=source, params=params, prevent_anon=prevent_anon,
+                                        user=user)
+        except IntakeError as exc:
+            raise ImportRefused(MSG_INTAKE_FAILED.format(detail=exc), status=503) from None
+        report.add(result, name)
+        if progress is not None:
+            progress(done, total)
+
+
+def import_commit(*, report: ImportReport, params: Mapping[str, str]) -> None:
+    """``action=commit`` (and ``dest``): build each session now; the builder hands READY auto-archive
+    sessions to the archive job."""
+    if params.get("action", "").lower() != "commit":
+        return
+    from prearchive.models import PrearchiveSession
+    from prearchive.services.builder import session_build
+
+    Status = PrearchiveSession.Status
+    for pk in report.session_ids:
+        try:
+            session_build(session_id=pk, expected=(Status.RECEIVING, Status.RECEIVING_INTERRUPT, Status.READY,
+                                                   Status.CONFLICT, Status.ERROR))
+        except Exception as exc:  # noqa: BLE001 - the builder leaves the session in ERROR with a reason
+            logger.warning("commit: building session %s failed: %s", pk, type(exc).__name__)
+
+
+def _pet_tracer_set(*, report: ImportReport, tracer: str) -> None:
+    if not tracer:
+        return
+    from prearchive.models import PrearchiveSession
+
+    PrearchiveSession.objects.filter(pk__in=report.session_ids, modality__in=("PT", "PET")).update(
+        pet_tracer=tracer[:64])
+
+
+def archive_import(*, archive: Path, name: str, params: dict[str, str], user, source: str = "",
+                   progress: Progress | None = None, on_extracted: Callable[[int], None] | None = None,
+                   report: ImportReport | None = None) -> ImportReport:
+    """DICOM-zip / SI: extract safely (refusing the whole archive on any violation), then import."""
+    report = report or ImportReport()
+    tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
+    try:
+        extraction = archive_extract(archive=archive, name=name, limits=Limits.from_site_config(),
+                                     tmp_root=tmp_root)
+    except ArchiveRejected as exc:
+        raise ImportRefused(str(exc), status=400) from None
+    try:
+        for entry, reason in extraction.skipped:
+            report.skip(entry, reason)
+        if on_extracted is not None:
+            on_extracted(len(extraction.files))
+        files_import(files=extraction.files, params=params, user=user, source=source or "upload", report=report,
+                     progress=progress)
+    finally:
+        extraction.cleanup()
+    logger.info("archive import: %d stored, %d duplicate, %d filtered, %d refused, %d skipped, %d session(s)",
+                report.stored, report.duplicates, report.filtered, report.rejected, report.skipped_total,
+                len(report.session_ids))
+    import_commit(report=report, params=params)
+    _pet_tracer_set(report=report, tracer=params.get("TRACER", ""))
+    return report
+
+
+def dicom_import(*, path: Path, params: dict[str, str], user, source: str = "") -> ImportReport:
+    """gradual-DICOM: one DICOM object."""
+    report = ImportReport()
+    files_import(files=[(path, "upload.dcm")], params=params, user=user, source=source or "gradual-DICOM",
+                 report=report)
+    import_commit(report=report, params=params)
+    return report
+
+
+def body_to_temp(*, stream: BinaryIO, suffix: str = "", length: int | None = None) -> Path:
+    """Stream a request body to a temporary file under UPLOAD_TMP_ROOT (never all in memory)."""
+    tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    limit = site_config_get().upload_max_bytes
+    if length is not None and length > limit:
+        raise ImportRefused(MSG_TOO_BIG.format(limit=limit), status=413)
+    fd, name = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=tmp_root)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise ImportRefused(MSG_TOO_BIG.format(limit=limit), status=413)
+                out.write(chunk)
+        if size == 0:
+            raise ImportRefused(MSG_EMPTY_BODY, status=400)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+# ------------------------------------------------------------------ compressed uploader jobs
+
+
+def uploader_projects(*, user):
+    return permissions.projects_for(user, permissions.UPLOAD_ROLES).order_by("id")
+
+
+def upload_job_create(*, user, params: dict[str, str], file_name: str, stream: BinaryIO,
+                      length: int | None) -> UploadJob:
+    """The uploader page's POST: check, stream the archive to disk, queue its import."""
+    if site_config_get().ui_hide_compressed_uploader_upload_option:
+        raise ImportRefused(MSG_HIDDEN, status=403)
+    params = import_params_normalize(raw=params)
+    project_id = import_authorize(user=user, params=params)
+    if project_id is None:
+        raise ImportRefused("Choose a project.", status=400)
+    project = Project.objects.get(pk=project_id)
+    # The destination follows the project's prearchive code; the session is built at once either way.
+    params.setdefault("dest", f"/{'archive' if project.prearchive_code in (4, 5) else 'prearchive'}"
+                              f"/projects/{project_id}")
+    params = import_params_normalize(raw=params)
+    params.setdefault("SOURCE", "uploader")
+    path = body_to_temp(stream=stream, suffix=".upload", length=length)
+    try:
+        with transaction.atomic():
+            job = UploadJob.objects.create(user=user, project=project, params=params, file_name=file_name[:255],
+                                           archive_path=str(path), size=path.stat().st_size)
+            transaction.on_commit(lambda: _job_enqueue(job.pk))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    logger.info("upload job %s queued (%d bytes)", job.pk, job.size)
+    return job
+
+
+def _job_enqueue(job_id) -> None:
+    from .tasks import upload_job_run as upload_job_run_task
+
+    upload_job_run_task.delay(str(job_id))
+
+
+def upload_job_run(*, job_id) -> str | None:
+    """Run one uploader job (the Celery task calls this). Claims it by a conditional UPDATE, so a
+    redelivered message is a no-op. Returns the final status."""
+    Status = UploadJob.Status
+    if not UploadJob.objects.filter(pk=job_id, status=Status.QUEUED).update(status=Status.EXTRACTING,
+                                                                          started=timezone.now()):
+        return None
+    job = UploadJob.objects.select_related("user").get(pk=job_id)
+    last = [0.0]
+
+    def on_extracted(total: int) -> None:
+        UploadJob.objects.filter(pk=job_id).update(status=Status.IMPORTING, files_total=total)
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] > 0.3:
+            last[0] = now
+            UploadJob.objects.filter(pk=job_id).update(files_done=done)
+
+    report = ImportReport(started=job.created)
+    archive = Path(job.archive_path)
+    try:
+        archive_import(archive=archive, name=job.file_name, params=dict(job.params), user=job.user,
+                       source="uploader", progress=progress, on_extracted=on_extracted, report=report)
+        status, error = Status.DONE, ""
+    except ImportRefused as exc:
+        status, error = Status.FAILED, exc.message
+    except Exception as exc:  # noqa: BLE001 - the page shows a reason, never a traceback
+        logger.exception("upload job %s failed", job_id)
+        status, error = Status.FAILED, f"The import failed on the server ({type(exc).__name__})."
+    finally:
+        archive.unlink(missing_ok=True)
+    UploadJob.objects.filter(pk=job_id).update(status=status, error=error, summary=report.summary(),
+                                               finished=timezone.now(), archive_path="")
+    return status
+
+
+def upload_job_state(*, job: UploadJob) -> dict[str, Any]:
+    return {"id": str(job.pk), "status": job.status, "file_name": job.file_name, "size": job.size,
+            "files_total": job.files_total, "files_done": job.files_done, "error": job.error,
+            "summary": job.summary if job.status in (UploadJob.Status.DONE, UploadJob.Status.FAILED) else {}}
