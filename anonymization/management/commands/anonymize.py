@@ -35,7 +35,10 @@ def write_atomically(ds: object, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        ds.save_as(tmp)  # type: ignore[attr-defined]
+        with open(tmp, "wb") as fh:
+            ds.save_as(fh)  # type: ignore[attr-defined]
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
