@@ -51,3 +51,21 @@ def session_idle_countdown_schedule(*, session_id: int, delay: float | None = No
 
 def session_build_enqueue(*, session_id: int) -> None:
     session_build.delay(session_id)
+
+
+@shared_task(name="prearchive.reload", ignore_result=True, acks_late=True)
+def prearchive_reload() -> None:
+    from prearchive.services.reload import prearchive_reload as reload
+
+    reload()
+
+
+def reload_on_startup(**kwargs) -> None:
+    """worker_ready: when reloadPrearcDatabaseOnStartup is set, reconcile the database with the tree."""
+    try:
+        from xnatlite.selectors import site_config_get
+
+        if site_config_get().reload_prearc_database_on_startup:
+            prearchive_reload.delay()
+    except Exception as exc:  # noqa: BLE001 - never stop a worker from starting
+        logger.warning("prearchive reload on start-up not queued: %s", type(exc).__name__)

@@ -1,0 +1,163 @@
+"""Reload the prearchive database from the file tree (XNAT's reloadPrearcDatabaseOnStartup / PUT /data/prearchive).
+
+Reconciles rows and folders:
+- a row whose folder is gone is deleted (nothing left to review);
+- a folder with no row gets one, rebuilt from the headers of its files (header-only reads);
+- a row's file list is made to match the folder: files on disk without a row are added, rows without a
+  file are dropped.
+Rows that changed go back to RECEIVING so the idle checker rebuilds them; rows in an operation (building,
+archiving, moving, deleting, separating) are left alone. Only logs UIDs and counts.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+
+from . import storage
+from .headers import HeaderError, file_fields, header_read, label_chars, scan_dir, uid
+
+logger = logging.getLogger(__name__)
+Status = PrearchiveSession.Status
+
+TIMESTAMP_RE = re.compile(r"^\d{8}_\d{6}(\d{3})?$")
+BUSY = (Status.QUEUED_BUILDING, Status.BUILDING, Status.QUEUED_ARCHIVING, Status.ARCHIVING, Status.QUEUED_MOVING,
+        Status.MOVING, Status.QUEUED_DELETING, Status.DELETING, Status.QUEUED_SEPARATING, Status.SEPARATING)
+
+
+@dataclass
+class ReloadReport:
+    rows_removed: int = 0
+    rows_created: int = 0
+    files_added: int = 0
+    files_dropped: int = 0
+    unreadable: int = 0
+
+
+def _session_folders(root: Path):
+    """(project_id | None, timestamp, folder) for every session folder in the tree."""
+    if not root.is_dir():
+        return
+    for top in sorted(root.iterdir()):
+        if not top.is_dir() or top.name.startswith("."):
+            continue
+        if TIMESTAMP_RE.match(top.name):  # Unassigned: {root}/{timestamp}/{folder}
+            for folder in sorted(p for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                yield None, top.name, folder.name
+            continue
+        for ts in sorted(p for p in top.iterdir() if p.is_dir() and TIMESTAMP_RE.match(p.name)):
+            for folder in sorted(p for p in ts.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                yield top.name, ts.name, folder.name
+
+
+def _disk_files(folder: Path) -> dict[str, Path]:
+    scans = folder / "SCANS"
+    if not scans.is_dir():
+        return {}
+    return {p.relative_to(folder).as_posix(): p for p in scans.rglob("*")
+            if p.is_file() and not p.name.startswith(".")}
+
+
+def _file_row(session_id: int, path: Path, relative: str) -> PrearchiveFile | None:
+    try:
+        header = header_read(path)
+        ds = header.dataset
+        sop, study = uid(ds, "SOPInstanceUID"), uid(ds, "StudyInstanceUID")
+        series = uid(ds, "SeriesInstanceUID")
+    except (HeaderError, OSError):
+        return None
+    if not sop:
+        return None
+    fields = file_fields(ds)
+    parts = relative.split("/")
+    scan_id = parts[1] if len(parts) > 2 else scan_dir(fields["series_number"], series)
+    return PrearchiveFile(session_id=session_id, sop_instance_uid=sop, study_instance_uid=study,
+                          series_instance_uid=series, scan_id=scan_id, relative_path=relative,
+                          size=header.size, received=timezone.now(), **fields)
+
+
+def _sync_files(session: PrearchiveSession, folder: Path, report: ReloadReport) -> bool:
+    on_disk = _disk_files(folder)
+    known = dict(PrearchiveFile.objects.filter(session=session).values_list("relative_path", "pk"))
+    missing_rows = [rel for rel in on_disk if rel not in known]
+    gone = [pk for rel, pk in known.items() if rel not in on_disk]
+    if gone:
+        PrearchiveFile.objects.filter(pk__in=gone).delete()
+        report.files_dropped += len(gone)
+    new_rows = []
+    seen = set(PrearchiveFile.objects.filter(session=session).values_list("sop_instance_uid", flat=True))
+    for rel in missing_rows:
+        row = _file_row(session.pk, on_disk[rel], rel)
+        if row is None or row.sop_instance_uid in seen:
+            report.unreadable += row is None
+            continue
+        seen.add(row.sop_instance_uid)
+        new_rows.append(row)
+    PrearchiveFile.objects.bulk_create(new_rows, batch_size=1000)
+    report.files_added += len(new_rows)
+    return bool(gone or new_rows)
+
+
+def prearchive_reload() -> ReloadReport:
+    report = ReloadReport()
+    root = storage.root()
+    seen: set[tuple] = set()
+    for project_id, timestamp, folder_name in _session_folders(root):
+        from xnatlite.models import Project
+
+        if project_id is not None and not Project.objects.filter(pk=project_id).exists():
+            logger.warning("prearchive reload: folder of an unknown project left alone")
+            continue
+        seen.add((project_id, timestamp, folder_name))
+        folder = root / (f"{project_id}/" if project_id else "") / timestamp / folder_name
+        session = PrearchiveSession.objects.filter(project_id=project_id, timestamp=timestamp,
+                                                   folder_name=folder_name).first()
+        if session is not None and session.status in BUSY:
+            continue
+        with transaction.atomic():
+            if session is None:
+                session = _session_from_folder(project_id, timestamp, folder_name, folder)
+                if session is None:
+                    continue
+                report.rows_created += 1
+            changed = _sync_files(session, folder, report)
+            if changed and session.status not in (Status.RECEIVING, Status.RECEIVING_INTERRUPT):
+                PrearchiveSession.objects.filter(pk=session.pk, status=session.status).update(
+                    status=Status.RECEIVING, lastmod=timezone.now())
+    for session in PrearchiveSession.objects.exclude(status__in=BUSY).only(
+            "pk", "project_id", "timestamp", "folder_name"):
+        if (session.project_id, session.timestamp, session.folder_name) not in seen:
+            PrearchiveSession.objects.filter(pk=session.pk).delete()
+            report.rows_removed += 1
+    logger.info("prearchive reload: %s", report)
+    return report
+
+
+def _session_from_folder(project_id, timestamp, folder_name, folder: Path) -> PrearchiveSession | None:
+    """A row for a folder the database did not know: keyed by the StudyInstanceUID of its first file."""
+    study = ""
+    for path in _disk_files(folder).values():
+        try:
+            study = uid(header_read(path).dataset, "StudyInstanceUID")
+        except (HeaderError, OSError):
+            continue
+        if study:
+            break
+    if not study:
+        logger.warning("prearchive reload: a folder without readable DICOM was left alone")
+        return None
+    name = label_chars(folder_name)[:64]
+    if PrearchiveSession.objects.filter(project_id=project_id, tag=study, name=name).exists():
+        logger.warning("prearchive reload: study %s already has a session named like this folder", study)
+        return None
+    now = timezone.now()
+    return PrearchiveSession.objects.create(
+        project_id=project_id, timestamp=timestamp, folder_name=folder_name, name=name, tag=study,
+        status=Status.RECEIVING, lastmod=now, uploaded=now, source="reload",
+    )
