@@ -20,5 +20,6 @@ urlpatterns = [
     # Projects
     path("data/projects", api.projects),
     re_path(r"^data/projects/(?P<project_id>[^/]+)$", api.project_detail),
+    path("", include("upload.urls")),
     path("", include("prearchive.urls")),
 ]
