@@ -165,22 +165,28 @@ def f_retain_private_tags(ctx: Ctx, a: list[Any]) -> Any:
 
 def _retain(ds: Dataset, keep: set[tuple[int, int]]) -> None:
     d = ds._dict
-    kept_blocks = {(t >> 16, (t >> 8) & 0xFF) for (cid, t) in keep if cid == id(ds)}
+    here = id(ds)
+    kept_blocks = {(t >> 16, (t >> 8) & 0xFF) for (cid, t) in keep if cid == here}
     doomed = []
     for tag in list(d):
         group = tag >> 16
         if group & 1:
-            if (id(ds), tag) in keep:
-                continue
+            if (here, tag) in keep:
+                continue  # kept, and a kept private sequence keeps all it contains
             elem_no = tag & 0xFFFF
             if 0x10 <= elem_no <= 0xFF and (group, elem_no) in kept_blocks:
                 continue
             doomed.append(tag)
     for tag in doomed:
         del ds[tag]
-    for seq in sequences_of(ds):
-        for item in seq:
-            _retain(item, keep)
+    for tag in list(d):
+        if (tag >> 16) & 1:
+            continue
+        raw = d[tag]
+        vr = raw.VR if raw.VR not in (None, "UN") else ds[tag].VR
+        if vr == "SQ":
+            for item in ds[tag].value or ():
+                _retain(item, keep)
 
 
 class Collected(list):  # type: ignore[type-arg]
