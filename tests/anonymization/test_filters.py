@@ -237,7 +237,16 @@ def test_catastrophic_regex_backtracking_cannot_hang(closing):
     assert f.evaluate(ds(SeriesDescription="aaa")).modality == "PT"  # a fresh child took over
 
 
-def test_memory_bomb_is_refused(closing):
+def test_doubling_string_bomb_hits_the_heap_limit(closing):
+    f = closing(mode="modalityMap", text="PT: (function(){var s='#Modality#';for(;;){s=s+s+'.'}})()\nMR: true")
+    start = time.perf_counter()
+    decision = f.evaluate(ds(Modality="PT"))
+    assert time.perf_counter() - start < 3.0
+    assert not decision.accepted
+    assert decision.reason == "modality map line 1 (PT): the expression ran out of memory"
+
+
+def test_array_growth_bomb_is_refused(closing):
     f = closing(mode="modalityMap",
                 text="PT: (function(){var a=[];for(;;){a.push('#Modality#'.repeat(1000)+a.length)}})()")
     start = time.perf_counter()
