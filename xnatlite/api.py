@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from . import permissions, rest
-from .auth import TOKEN_SESSION_KEY, forbidden, unauthorized, xnat_api
+from .auth import MSG_THROTTLED, TOKEN_SESSION_KEY, forbidden, unauthorized, xnat_api
 from .models import Project
 from .selectors import site_config_get
 from .services import MSG_UNKNOWN_PROPERTY, project_create, site_config_update
@@ -46,6 +46,8 @@ def services_auth(request: HttpRequest) -> HttpResponse:
     fields = QueryDict(request.body) if request.method == "PUT" else request.POST
     user = authenticate(request, username=fields.get("username", ""), password=fields.get("password", ""))
     if user is None or not user.is_active:
+        if getattr(request, "login_throttled", False):
+            return rest.text(MSG_THROTTLED + "\n", status=429)
         return unauthorized("Invalid username or password")
     login(request, user)
     request.session[TOKEN_SESSION_KEY] = True

@@ -78,6 +78,8 @@ def xnat_api(view=None, *, anonymous: bool = False):
         @functools.wraps(func)
         def wrapper(request: HttpRequest, *args, **kwargs):
             if getattr(request, "basic_auth_failed", False):
+                if getattr(request, "login_throttled", False):
+                    return HttpResponse(MSG_THROTTLED + "\n", status=429, content_type="text/plain")
                 return unauthorized("Invalid username or password")
             if not anonymous and not request.user.is_authenticated:
                 return unauthorized()
@@ -90,3 +92,52 @@ def xnat_api(view=None, *, anonymous: bool = False):
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+# ---------------------------------------------------------------- login throttling
+
+from django.conf import settings as _settings  # noqa: E402
+from django.contrib.auth.backends import ModelBackend  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+
+MSG_THROTTLED = "Too many failed logins for this user; try again later."
+
+
+def _failure_key(username: str) -> str:
+    import hashlib
+
+    return "login-fail:" + hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()
+
+
+def login_throttled(username: str) -> bool:
+    return cache.get(_failure_key(username), 0) >= _settings.LOGIN_FAILURE_LIMIT
+
+
+class ThrottledModelBackend(ModelBackend):
+    """Django's model backend, refusing a user name after too many failed logins within the window.
+    Covers the login page, HTTP Basic and /data/services/auth alike."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None:
+            username = kwargs.get(self.get_user_model_username_field(), "")
+        if login_throttled(username or ""):
+            if request is not None:
+                request.login_throttled = True
+            return None
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        key = _failure_key(username or "")
+        if user is None:
+            if cache.add(key, 1, timeout=_settings.LOGIN_FAILURE_WINDOW) is False:
+                try:
+                    cache.incr(key)
+                except ValueError:
+                    cache.set(key, 1, timeout=_settings.LOGIN_FAILURE_WINDOW)
+        else:
+            cache.delete(key)
+        return user
+
+    @staticmethod
+    def get_user_model_username_field() -> str:
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().USERNAME_FIELD

@@ -38,6 +38,13 @@ class SiteConfigForm(forms.ModelForm):
             "sitewide_pet_tracers": forms.Textarea(attrs={"rows": 4, "cols": 60}),
         }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "sitewide_pet_mr" in self.fields:
+            self.fields["sitewide_pet_mr"].choices = [("", "Default: create as PET/MR session")] + [
+                c for c in self.fields["sitewide_pet_mr"].choices if c[0]
+            ]
+
     def clean_received_file_user(self) -> str:
         name = self.cleaned_data["received_file_user"]
         user = get_user_model().objects.filter(username=name).first()

@@ -94,6 +94,24 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = ["xnatlite.auth.ThrottledModelBackend"]
+# Password guessing: after this many failed logins for one user name within the window, further
+# attempts are refused until the window has passed.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+
+# The cache holds login-failure counters and short-lived locks; shared between processes when Redis is
+# the broker.
+_CACHE_URL = env.str("CACHE_URL", default="")
+if not _CACHE_URL and env.str("CELERY_BROKER_URL", default="").startswith("redis://"):
+    _CACHE_URL = env.str("CELERY_BROKER_URL")
+if _CACHE_URL.startswith("redis://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL,
+                          "KEY_PREFIX": "xnatlite"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -157,6 +175,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat wakes at least every second, so a changed idle-check interval is seen at once.
 CELERY_BEAT_MAX_LOOP_INTERVAL = 1
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_IMPORTS = ("prearchive.archive_tasks",)
 
 LOGGING = {
     "version": 1,
