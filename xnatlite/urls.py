@@ -21,5 +21,9 @@ urlpatterns = [
     path("data/projects", api.projects),
     re_path(r"^data/projects/(?P<project_id>[^/]+)$", api.project_detail),
     path("", include("upload.urls")),
+    # Review and archive (before prearchive.urls: it serves POST/DELETE on the session path, GET delegated)
+    path("", include("prearchive.archive_urls")),
+    path("prearchive/", include("prearchive.review_urls")),
+    path("archive/", include("xnatlite.archive_urls")),
     path("", include("prearchive.urls")),
 ]

@@ -87,7 +87,8 @@ def session_record(*, session: PrearchiveSession, target: "Target", dirs: tree.A
         Scan.objects.filter(session=record).exclude(scan_id__in=list(stats)).delete()
         audit_record(actor=target.actor, action="session_archive", project_id=project.id,
                      subject_label=target.subject, session_label=target.label,
-                     prearchive=session.uri, archive=archive_uri(project.id, target.subject, target.label),
+                     prearchive=session.uri, prearchive_id=session.pk,
+                     archive=archive_uri(project.id, target.subject, target.label),
                      overwrite=target.overwrite, files=sum(c for c, _ in stats.values()), rejected=rejected,
                      created=created, quarantined=record.quarantined)
     return record

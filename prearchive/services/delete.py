@@ -83,6 +83,7 @@ def session_delete(*, session_id: int) -> str:
                 outcome = "interrupted"
             audit_record(actor=job.get("actor", ""), action="prearchive_delete", project_id=session.project_id or "",
                          subject_label=session.subject, session_label=session.name, prearchive=session.uri,
+                         prearchive_id=session.pk,
                          files=len(rows))
         job_remove(session)
         if outcome == "deleted":

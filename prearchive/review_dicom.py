@@ -1,0 +1,113 @@
+"""What the reviewer sees of DICOM files: a thumbnail of a scan's middle image, the header of a file, and
+the flags of scans that may hold burned-in PHI. Reads only; nothing here writes or logs header values."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+THUMB_SIZE = 160
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+FLAG_MODALITIES = ("SC", "OT", "DOC", "XC")
+MAX_VALUE_CHARS = 200
+
+
+def thumbnail_png(path: Path) -> bytes:
+    """A PNG of the (middle frame of the) image, windowed to its 1st–99th percentile. Raises ValueError
+    when the file has no pixel data this server can decode."""
+    ds = dcmread(path)
+    if "PixelData" not in ds:
+        raise ValueError("no pixel data")
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - compressed syntaxes without a decoder, broken data
+        raise ValueError(type(exc).__name__) from None
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    if frames > 1:
+        pixels = pixels[frames // 2]
+    if samples == 3:
+        image = Image.fromarray(np.asarray(pixels, dtype=np.uint8), mode="RGB")
+    else:
+        data = pixels.astype(np.float64)
+        slope, intercept = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
+        data = data * slope + intercept
+        lo, hi = np.percentile(data, (1, 99)) if data.size else (0, 1)
+        if hi <= lo:
+            lo, hi = float(data.min()), float(data.max()) if data.size else 1.0
+        scaled = np.clip((data - lo) / ((hi - lo) or 1.0), 0, 1) * 255
+        if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+            scaled = 255 - scaled
+        image = Image.fromarray(scaled.astype(np.uint8), mode="L")
+    image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    if image.width < 64:  # tiny test images: scale up so the reviewer can see them
+        factor = max(1, 96 // max(1, image.width))
+        image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _value_text(element) -> str:
+    if element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+        return f"<{element.VR} binary, {len(element.value or b'')} bytes>" if element.value is not None else ""
+    value = element.value
+    if isinstance(value, (list, tuple)) or element.VM > 1:
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = "" if value is None else str(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
+
+
+def header_rows(path: Path) -> list[dict]:
+    """Every element of the header (file meta first, sequences nested), pixel data left out."""
+    ds = dcmread(path, stop_before_pixels=True)
+    rows: list[dict] = []
+
+    def walk(dataset: Dataset, depth: int) -> None:
+        for element in dataset:
+            row = {"tag": f"({element.tag.group:04X},{element.tag.element:04X})", "name": element.name,
+                   "keyword": element.keyword, "vr": element.VR, "depth": depth, "value": ""}
+            if element.VR == "SQ":
+                row["value"] = f"{len(element.value)} item(s)"
+                rows.append(row)
+                for n, item in enumerate(element.value, 1):
+                    rows.append({"tag": "", "name": f"Item {n}", "keyword": "", "vr": "", "depth": depth + 1,
+                                 "value": ""})
+                    walk(item, depth + 2)
+            else:
+                row["value"] = _value_text(element)
+                rows.append(row)
+
+    if getattr(ds, "file_meta", None) is not None:
+        walk(ds.file_meta, 0)
+    walk(ds, 0)
+    return rows
+
+
+def burned_in_flags(*, modality: str, sop_class_uid: str, image_type: str, path: Path | None) -> list[str]:
+    """Why a scan may carry burned-in PHI (empty: no sign of it)."""
+    flags = []
+    if modality in FLAG_MODALITIES:
+        flags.append(f"modality {modality}")
+    if sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+        flags.append("secondary capture")
+    kinds = image_type.upper()
+    if "SECONDARY" in kinds or "SCREEN" in kinds or "SAVE" in kinds:
+        flags.append(f"image type {image_type}")
+    if path is not None:
+        try:
+            ds = dcmread(path, stop_before_pixels=True, specific_tags=["BurnedInAnnotation", "ImageType"])
+        except Exception:  # noqa: BLE001 - unreadable: the header view will say so
+            ds = None
+        if ds is not None and str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
+            flags.append("Burned In Annotation YES")
+        if ds is not None and not image_type and "ImageType" in ds:
+            value = "\\".join(str(v) for v in ds.ImageType) if ds["ImageType"].VM > 1 else str(ds.ImageType)
+            if any(k in value.upper() for k in ("SECONDARY", "SCREEN", "SAVE")):
+                flags.append(f"image type {value}")
+    return flags

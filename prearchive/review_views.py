@@ -1,0 +1,277 @@
+"""The reviewer's prearchive pages (seed 004 "Review and Archive"): the list with filters, sorting and bulk
+actions; a session page with scans, thumbnails, DICOM headers and burned-in-PHI flags; the actions (rebuild,
+move, delete, Review and Archive), each queued as a Celery job whose progress and outcome the page polls.
+Views translate and call services; permissions come from xnatlite.permissions."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from prearchive.models import UNASSIGNED, PrearchiveFile, PrearchiveSession
+from prearchive.review_dicom import burned_in_flags, header_rows, thumbnail_png
+from prearchive.services.archive import ArchiveError, session_archive_progress, session_archive_request
+from prearchive.services.conflicts import OVERWRITE_MODES
+from prearchive.services.delete import DeleteError, session_delete_request
+from prearchive.services.jobfile import session_dir
+from prearchive.services.move import MoveError, session_move_request
+from prearchive.services.rebuild import RebuildError, session_rebuild_request
+from xnatlite import permissions
+from xnatlite.models import AuditEvent, ID_VALIDATOR
+
+Status = PrearchiveSession.Status
+ACTION_ERRORS = (ArchiveError, MoveError, DeleteError, RebuildError)
+SORTS = {"project": "project_id", "subject": "subject", "label": "name", "scan_date": "scan_date",
+         "uploaded": "uploaded", "status": "status", "files": "file_count", "source": "source",
+         "lastmod": "lastmod"}
+RUNNING = (Status.QUEUED_ARCHIVING, Status.ARCHIVING, Status.QUEUED_MOVING, Status.MOVING, Status.QUEUED_DELETING,
+           Status.DELETING, Status.QUEUED_BUILDING, Status.BUILDING, Status.SEPARATING, Status.QUEUED_SEPARATING)
+
+
+def _visible(user):
+    """Sessions the user may review: their projects (owner/member); Unassigned for site admins."""
+    qs = PrearchiveSession.objects.select_related("project")
+    if permissions.is_site_admin(user):
+        return qs
+    ids = permissions.project_ids_for(user, permissions.UPLOAD_ROLES)
+    return qs.filter(project_id__in=ids)
+
+
+def _session_or_404(request: HttpRequest, pk: int) -> PrearchiveSession:
+    session = _visible(request.user).filter(pk=pk).first()
+    if session is None:
+        raise Http404("No such prearchive session.")
+    return session
+
+
+@login_required
+def session_list(request: HttpRequest) -> HttpResponse:
+    qs = _visible(request.user)
+    project = request.GET.get("project", "")
+    status = request.GET.get("status", "")
+    text = request.GET.get("q", "").strip()
+    if project == UNASSIGNED:
+        qs = qs.filter(project__isnull=True)
+    elif project:
+        qs = qs.filter(project_id=project)
+    if status:
+        qs = qs.filter(status=status)
+    if text:
+        qs = qs.filter(Q(subject__icontains=text) | Q(name__icontains=text) | Q(source__icontains=text))
+    sort = request.GET.get("sort", "-uploaded")
+    field = SORTS.get(sort.lstrip("-"), "uploaded")
+    qs = qs.order_by(("-" if sort.startswith("-") else "") + field, "-pk")
+    projects = list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES).values_list("id", flat=True))
+    return render(request, "prearchive/list.html", {
+        "sessions": qs[:500], "projects": projects, "statuses": Status.values, "f_project": project,
+        "f_status": status, "f_q": text, "sort": sort, "is_admin": permissions.is_site_admin(request.user),
+        "unassigned": UNASSIGNED, "sort_keys": list(SORTS),
+    })
+
+
+@login_required
+@require_POST
+def bulk_action(request: HttpRequest) -> HttpResponse:
+    action = request.POST.get("action", "")
+    ids = [int(i) for i in request.POST.getlist("session") if i.isdigit()]
+    sessions = list(_visible(request.user).filter(pk__in=ids))
+    actor = request.user.get_username()
+    done, failed = 0, []
+    for session in sessions:
+        try:
+            if action == "rebuild":
+                session_rebuild_request(session=session, actor=actor)
+            elif action == "delete":
+                session_delete_request(session=session, actor=actor)
+            elif action == "archive":
+                session_archive_request(session=session, actor=actor)
+            elif action == "move":
+                new_project = request.POST.get("new_project", "")
+                if not permissions.can_review_prearchive(request.user, new_project or None):
+                    raise MoveError("You may not move sessions into that project.")
+                session_move_request(session=session, new_project=new_project, actor=actor)
+            else:
+                messages.error(request, "Choose an action.")
+                return redirect("prearchive-list")
+            done += 1
+        except ACTION_ERRORS as exc:
+            failed.append(f"{session.name}: {exc}")
+    if done:
+        messages.success(request, f"{action.capitalize()}: {done} session(s) queued.")
+    for message in failed:
+        messages.error(request, message)
+    return redirect(request.POST.get("next") or reverse("prearchive-list"))
+
+
+def _scans(session: PrearchiveSession) -> list[dict]:
+    rows = (PrearchiveFile.objects.filter(session=session).values("scan_id")
+            .annotate(files=Count("pk")).order_by("scan_id"))
+    scans = []
+    base = session_dir(session)
+    for row in rows:
+        files = list(PrearchiveFile.objects.filter(session=session, scan_id=row["scan_id"])
+                     .order_by("instance_number", "relative_path").values_list("pk", flat=True))
+        middle = PrearchiveFile.objects.get(pk=files[len(files) // 2])
+        frames = sum(PrearchiveFile.objects.filter(session=session, scan_id=row["scan_id"])
+                     .values_list("frames", flat=True))
+        scans.append({
+            "id": row["scan_id"], "files": row["files"], "frames": frames, "middle": middle,
+            "series_description": middle.series_description, "modality": middle.modality,
+            "flags": burned_in_flags(modality=middle.modality, sop_class_uid=middle.sop_class_uid,
+                                     image_type=middle.image_type, path=base / middle.relative_path),
+            "file_ids": files,
+        })
+    scans.sort(key=lambda s: (0, int(s["id"]), "") if s["id"].isdigit() else (1, 0, s["id"]))
+    return scans
+
+
+def _archived_event(request: HttpRequest, pk: int) -> AuditEvent | None:
+    event = AuditEvent.objects.filter(action="session_archive", details__prearchive_id=pk).first()
+    if event is None or not permissions.can_read_project(request.user, event.project_id):
+        return None
+    return event
+
+
+def _archive_page(event: AuditEvent) -> str:
+    return reverse("archive-session", args=[event.project_id, event.session_label])
+
+
+@login_required
+def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    session = _visible(request.user).filter(pk=pk).first()
+    if session is None:
+        event = _archived_event(request, pk)
+        if event is not None:
+            return redirect(_archive_page(event))
+        raise Http404("No such prearchive session.")
+    scans = _scans(session)
+    return render(request, "prearchive/session.html", {
+        "s": session, "scans": scans, "flagged": [s for s in scans if s["flags"]],
+        "running": session.status in RUNNING,
+        "projects": list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES)
+                         .exclude(pk=session.project_id).values_list("id", flat=True)),
+    })
+
+
+@login_required
+def session_status(request: HttpRequest, pk: int) -> JsonResponse:
+    session = _visible(request.user).filter(pk=pk).first()
+    if session is None:
+        event = _archived_event(request, pk)
+        if event is not None:
+            return JsonResponse({"status": "ARCHIVED", "done": True, "url": _archive_page(event),
+                                 "message": f"Archived as {event.project_id}/{event.session_label}."})
+        deleted = AuditEvent.objects.filter(action="prearchive_delete", details__prearchive_id=pk).exists()
+        return JsonResponse({"status": "DELETED" if deleted else "GONE", "done": True, "url": reverse("prearchive-list"),
+                             "message": "The session is no longer in the prearchive."})
+    progress = session_archive_progress(session=session)
+    return JsonResponse({"status": session.status, "done": session.status not in RUNNING,
+                         "message": session.error_message, "progress": progress, "project": session.project_label,
+                         "url": reverse("prearchive-session", args=[session.pk])})
+
+
+@login_required
+def scan_thumbnail(request: HttpRequest, pk: int, scan_id: str) -> HttpResponse:
+    session = _session_or_404(request, pk)
+    files = list(PrearchiveFile.objects.filter(session=session, scan_id=scan_id)
+                 .order_by("instance_number", "relative_path").values_list("relative_path", flat=True))
+    if not files:
+        raise Http404("No such scan.")
+    try:
+        data = thumbnail_png(session_dir(session) / files[len(files) // 2])
+    except (ValueError, OSError):
+        return HttpResponse(status=204)
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+@login_required
+def file_header(request: HttpRequest, pk: int, file_id: int) -> HttpResponse:
+    session = _session_or_404(request, pk)
+    row = PrearchiveFile.objects.filter(session=session, pk=file_id).first()
+    if row is None:
+        raise Http404("No such file.")
+    try:
+        rows = header_rows(session_dir(session) / row.relative_path)
+        error = ""
+    except Exception as exc:  # noqa: BLE001 - unreadable file: say so, never a 500
+        rows, error = [], f"The file could not be read ({type(exc).__name__})."
+    siblings = list(PrearchiveFile.objects.filter(session=session, scan_id=row.scan_id)
+                    .order_by("instance_number", "relative_path").values_list("pk", flat=True))
+    index = siblings.index(row.pk)
+    return render(request, "prearchive/header.html", {
+        "s": session, "f": row, "rows": rows, "error": error, "position": index + 1, "count": len(siblings),
+        "prev": siblings[index - 1] if index > 0 else None,
+        "next": siblings[index + 1] if index + 1 < len(siblings) else None,
+    })
+
+
+@login_required
+@require_POST
+def session_action(request: HttpRequest, pk: int) -> HttpResponse:
+    session = _session_or_404(request, pk)
+    action = request.POST.get("action", "")
+    actor = request.user.get_username()
+    try:
+        if action == "rebuild":
+            session_rebuild_request(session=session, actor=actor)
+        elif action == "delete":
+            session_delete_request(session=session, actor=actor)
+        elif action == "move":
+            new_project = request.POST.get("new_project", "")
+            if not permissions.can_review_prearchive(request.user, new_project or None):
+                raise MoveError("You may not move sessions into that project.")
+            session_move_request(session=session, new_project=new_project, actor=actor)
+        else:
+            messages.error(request, "Unknown action.")
+            return redirect("prearchive-session", pk=pk)
+    except ACTION_ERRORS as exc:
+        messages.error(request, str(exc))
+        return redirect("prearchive-session", pk=pk)
+    messages.success(request, f"{action.capitalize()} queued.")
+    return redirect("prearchive-session", pk=pk)
+
+
+class ArchiveForm(forms.Form):
+    project = forms.ChoiceField()
+    subject = forms.CharField(max_length=64, validators=[ID_VALIDATOR])
+    label = forms.CharField(label="Session", max_length=64, validators=[ID_VALIDATOR])
+    overwrite = forms.ChoiceField(choices=[(m, m) for m in OVERWRITE_MODES], initial="none",
+                                  help_text="none: stop if the session exists; append: add to it; "
+                                            "delete: replace it.")
+    tracer = forms.CharField(label="PET tracer", max_length=64, required=False)
+
+    def __init__(self, *args, projects: list[str], tracers: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [(p, p) for p in projects]
+        if tracers:
+            self.fields["tracer"] = forms.ChoiceField(label="PET tracer", required=False,
+                                                      choices=[("", "—")] + [(t, t) for t in tracers])
+
+
+@login_required
+def session_archive_form(request: HttpRequest, pk: int) -> HttpResponse:
+    session = _session_or_404(request, pk)
+    projects = list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES).values_list("id", flat=True))
+    tracers = (session.document or {}).get("pet_tracers") or []
+    initial = {"project": session.project_id or "", "subject": session.subject, "label": session.name,
+               "overwrite": "none", "tracer": session.pet_tracer}
+    form = ArchiveForm(request.POST or None, initial=initial, projects=projects, tracers=tracers)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            session_archive_request(session=session, actor=request.user.get_username(), project_id=data["project"],
+                                    subject=data["subject"], label=data["label"], overwrite=data["overwrite"],
+                                    tracer=data.get("tracer") or "")
+        except ArchiveError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Archive queued.")
+            return redirect("prearchive-session", pk=pk)
+    return render(request, "prearchive/archive_form.html", {"s": session, "form": form})

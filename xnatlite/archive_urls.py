@@ -1,0 +1,14 @@
+"""The archive pages, under /archive/."""
+from django.urls import path
+
+from . import archive_views as views
+
+urlpatterns = [
+    path("", views.project_list, name="archive-projects"),
+    path("<str:project_id>/", views.project_detail, name="archive-project"),
+    path("<str:project_id>/audit", views.project_audit, name="archive-audit"),
+    path("<str:project_id>/subjects/<str:label>/", views.subject_detail, name="archive-subject"),
+    path("<str:project_id>/sessions/<str:label>/", views.session_detail, name="archive-session"),
+    path("<str:project_id>/sessions/<str:label>/download", views.session_download, name="archive-download"),
+    path("<str:project_id>/sessions/<str:label>/manage", views.session_manage, name="archive-manage"),
+]

@@ -1,0 +1,160 @@
+"""The archive pages (/archive/...): projects, subjects and sessions (read-only for collaborators), the session
+download as a zip, metadata edits (which re-run the project script, services_archive.py), quarantine release,
+and the audit trail of each project. Quarantined sessions are shown only to those who may see them."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from . import permissions
+from .models import ID_VALIDATOR, AuditEvent, ImageSession, Project, Subject
+from .services_archive import (archived_session_delete, archived_session_quarantine_set, archived_session_update,
+                               subject_relabel)
+
+
+def _project_or_404(request: HttpRequest, project_id: str) -> Project:
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None or not permissions.can_read_project(request.user, project_id):
+        raise Http404("No such project.")
+    return project
+
+
+def _sessions(request: HttpRequest, project: Project):
+    qs = ImageSession.objects.filter(project=project).select_related("subject")
+    if not permissions.can_see_quarantined(request.user, project.pk):
+        qs = qs.filter(quarantined=False)
+    return qs
+
+
+def _session_or_404(request: HttpRequest, project_id: str, label: str) -> ImageSession:
+    project = _project_or_404(request, project_id)
+    session = _sessions(request, project).filter(label=label).first()
+    if session is None:
+        raise Http404("No such session.")
+    return session
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = permissions.projects_for(request.user).annotate(
+        n_sessions=Count("sessions", distinct=True), n_subjects=Count("subjects", distinct=True))
+    return render(request, "archive/projects.html", {"projects": projects})
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = _project_or_404(request, project_id)
+    return render(request, "archive/project.html", {
+        "project": project, "sessions": _sessions(request, project).annotate(n_scans=Count("scans")),
+        "subjects": Subject.objects.filter(project=project).annotate(
+            n_sessions=Count("sessions", filter=Q(sessions__quarantined=False)
+                             if not permissions.can_see_quarantined(request.user, project.pk) else Q())),
+        "can_manage": permissions.can_manage_project(request.user, project.pk),
+    })
+
+
+class SubjectForm(forms.Form):
+    label = forms.CharField(max_length=64, validators=[ID_VALIDATOR])
+
+
+@login_required
+def subject_detail(request: HttpRequest, project_id: str, label: str) -> HttpResponse:
+    project = _project_or_404(request, project_id)
+    subject = Subject.objects.filter(project=project, label=label).first()
+    if subject is None:
+        raise Http404("No such subject.")
+    can_edit = permissions.can_upload(request.user, project.pk)
+    form = SubjectForm(request.POST or None, initial={"label": subject.label})
+    if request.method == "POST":
+        if not can_edit:
+            raise Http404("No such page.")
+        if form.is_valid():
+            try:
+                subject = subject_relabel(subject=subject, new_label=form.cleaned_data["label"],
+                                          actor=request.user.get_username())
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, "Subject relabelled.")
+                return redirect("archive-subject", project.pk, subject.label)
+    return render(request, "archive/subject.html", {
+        "project": project, "subject": subject, "sessions": _sessions(request, project).filter(subject=subject),
+        "form": form, "can_edit": can_edit,
+    })
+
+
+class SessionEditForm(forms.Form):
+    project = forms.ChoiceField()
+    subject = forms.CharField(max_length=64, validators=[ID_VALIDATOR])
+    label = forms.CharField(label="Session", max_length=64, validators=[ID_VALIDATOR])
+
+    def __init__(self, *args, projects: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [(p, p) for p in projects]
+
+
+@login_required
+def session_detail(request: HttpRequest, project_id: str, label: str) -> HttpResponse:
+    session = _session_or_404(request, project_id, label)
+    can_edit = permissions.can_upload(request.user, session.project_id)
+    projects = list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES).values_list("id", flat=True))
+    form = SessionEditForm(request.POST or None, projects=projects, initial={
+        "project": session.project_id, "subject": session.subject.label, "label": session.label})
+    if request.method == "POST":
+        if not can_edit:
+            raise Http404("No such page.")
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                session = archived_session_update(session=session, actor=request.user.get_username(),
+                                                  label=data["label"], subject_label=data["subject"],
+                                                  project_id=data["project"])
+            except (ValidationError, Project.DoesNotExist) as exc:
+                messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+            else:
+                messages.success(request, "Session updated.")
+                return redirect("archive-session", session.project_id, session.label)
+    return render(request, "archive/session.html", {
+        "s": session, "scans": session.scans.all(), "form": form, "can_edit": can_edit,
+        "can_manage": permissions.can_manage_project(request.user, session.project_id),
+    })
+
+
+@login_required
+def session_download(request: HttpRequest, project_id: str, label: str) -> HttpResponse:
+    from prearchive.archive_api_data import session_zip_response
+
+    return session_zip_response(_session_or_404(request, project_id, label))
+
+
+@login_required
+@require_POST
+def session_manage(request: HttpRequest, project_id: str, label: str) -> HttpResponse:
+    session = _session_or_404(request, project_id, label)
+    if not permissions.can_manage_project(request.user, session.project_id):
+        raise Http404("No such page.")
+    action = request.POST.get("action")
+    actor = request.user.get_username()
+    if action in ("release", "quarantine"):
+        archived_session_quarantine_set(session=session, quarantined=action == "quarantine", actor=actor)
+        messages.success(request, "Released from quarantine." if action == "release" else "Quarantined.")
+        return redirect("archive-session", session.project_id, session.label)
+    if action == "delete":
+        archived_session_delete(session=session, actor=actor)
+        messages.success(request, f"Session {label} deleted.")
+        return redirect("archive-project", session.project_id)
+    messages.error(request, "Unknown action.")
+    return redirect("archive-session", session.project_id, session.label)
+
+
+@login_required
+def project_audit(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = _project_or_404(request, project_id)
+    events = AuditEvent.objects.filter(Q(project_id=project.pk) | Q(details__old_project=project.pk))[:1000]
+    return render(request, "archive/audit.html", {"project": project, "events": events})

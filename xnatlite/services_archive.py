@@ -1,0 +1,220 @@
+"""Writes on archived data and the project settings of the archive path.
+
+Metadata edits (seed 003 "Anonymization During Metadata Edits"): changing a subject's label, a session's label,
+moving a session to another project or assigning it to another subject re-runs the project's anonymization
+script on the session's files with the new labels, when the site setting ``rerunProjectAnonOnRename`` is on.
+Files are rewritten into a partial folder beside the session and renamed into place, so a failure leaves the
+old files and labels. Every edit writes an AuditEvent (labels only, no PHI); an audit entry outlives what it
+describes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from pydicom import dcmread
+
+from .models import ID_VALIDATOR, ImageSession, Project, Subject
+from .selectors import site_config_get
+from .services import audit_record
+
+ARC = "arc001"
+
+
+def archive_root() -> Path:
+    return Path(str(settings.ARCHIVE_ROOT))
+
+
+def session_folder(session: ImageSession) -> Path:
+    return archive_root() / session.archive_path
+
+
+# ------------------------------------------------------------------ project settings
+
+
+def project_prearchive_code_set(*, project: Project, value: str, actor: str) -> int:
+    """PUT /data/projects/{id}/prearchive_code/{code}: 0, 4, 5 (and true -> 1? XNAT maps true->1, false->0;
+    1 is not a code we know, so true means AutoArchive here)."""
+    text = str(value).strip().lower()
+    mapped = {"true": 4, "false": 0}.get(text)
+    if mapped is None:
+        try:
+            mapped = int(text)
+        except ValueError:
+            raise ValidationError("The prearchive code must be an integer.", code="invalid") from None
+    if mapped not in (0, 4, 5):
+        raise ValidationError("The prearchive code must be 0, 4 or 5.", code="invalid")
+    if mapped and not site_config_get().project_allow_auto_archive:
+        raise ValidationError("Projects may not auto-archive on this site.", code="forbidden")
+    Project.objects.filter(pk=project.pk).update(prearchive_code=mapped)
+    audit_record(actor=actor, action="project_prearchive_code", project_id=project.id, code=mapped)
+    return mapped
+
+
+def project_quarantine_code_set(*, project: Project, value: str, actor: str) -> int:
+    mapped = {"true": 1, "false": 0, "1": 1, "0": 0}.get(str(value).strip().lower())
+    if mapped is None:
+        raise ValidationError("The quarantine code must be 0 or 1.", code="invalid")
+    Project.objects.filter(pk=project.pk).update(quarantine_code=mapped)
+    audit_record(actor=actor, action="project_quarantine_code", project_id=project.id, code=mapped)
+    return mapped
+
+
+def project_anon_script_set(*, project: Project, actor: str, text: str | None = None,
+                            enabled: bool | None = None) -> Project:
+    """Change the project's anonymization script and/or its status. A script that does not compile is
+    refused with ValidationError("LINE:COL: message") and nothing changes."""
+    from anonymization.services import script_validate
+
+    if text is not None and text.strip():
+        script_validate(text=text)
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        if text is not None:
+            project.anon_script = text
+        if enabled is not None:
+            project.anon_script_enabled = enabled
+        project.save(update_fields=["anon_script", "anon_script_enabled"])
+        audit_record(actor=actor, action="project_anon_script", project_id=project.id,
+                     enabled=project.anon_script_enabled, changed_text=text is not None)
+    return project
+
+
+# ------------------------------------------------------------------ re-anonymizing archived files
+
+
+def _script_for(project: Project):
+    if not project.anon_script_enabled or not project.anon_script.strip():
+        return None
+    from anonymization.services import script_compile
+
+    return script_compile(text=project.anon_script)
+
+
+def _rewrite(*, src: Path, dst: Path, script, variables: dict[str, str]) -> None:
+    """Copy the session folder ``src`` to ``dst`` (which must not exist), applying ``script`` to each DICOM
+    file; written under a partial name and renamed into place."""
+    from anonymization.dicomedit.context import RunContext
+
+    partial = dst.with_name(f".{dst.name}.rewrite")
+    shutil.rmtree(partial, ignore_errors=True)
+    run = RunContext(echo=lambda text: None)
+    for folder, _dirs, names in os.walk(src):
+        rel = Path(folder).relative_to(src)
+        for name in names:
+            if name.startswith("."):
+                continue
+            out = partial / rel / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            source = Path(folder) / name
+            if script is None:
+                shutil.copy2(source, out)
+                continue
+            ds = dcmread(source)
+            result = script.apply(ds, variables=variables, run=run)
+            if getattr(result, "rejected", False):
+                continue
+            tmp = out.with_name(f".{name}.tmp")
+            ds.save_as(tmp)
+            os.replace(tmp, out)
+    partial.mkdir(parents=True, exist_ok=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(partial, dst)
+
+
+def _variables(session: ImageSession, project_id: str, subject: str, label: str) -> dict[str, str]:
+    return {"project": project_id, "subject": subject, "session": label,
+            "modalityLabel": {"PT": "PET"}.get(session.modality, session.modality)}
+
+
+def archived_session_update(*, session: ImageSession, actor: str, label: str | None = None,
+                            subject_label: str | None = None, project_id: str | None = None) -> ImageSession:
+    """Relabel, move to another project and/or assign to another subject (created if new)."""
+    new_project = Project.objects.get(pk=project_id) if project_id else session.project
+    new_label = label or session.label
+    new_subject = subject_label or session.subject.label
+    for value in (new_label, new_subject):
+        ID_VALIDATOR(value)
+    if (new_project.pk, new_label, new_subject) == (session.project_id, session.label, session.subject.label):
+        return session
+    if ImageSession.objects.filter(project=new_project, label=new_label).exclude(pk=session.pk).exists():
+        raise ValidationError(f"Project {new_project.pk} already has a session labelled {new_label}.",
+                              code="exists")
+    old_folder = session_folder(session)
+    new_rel = f"{new_project.pk}/{ARC}/{new_label}"
+    new_folder = archive_root() / new_rel
+    rerun = site_config_get().rerun_project_anon_on_rename
+    script = _script_for(new_project) if rerun else None
+    if new_folder != old_folder or script is not None:
+        target = new_folder if new_folder != old_folder else new_folder.with_name(f".{new_label}.new")
+        if target.exists():
+            raise ValidationError("The destination folder already exists in the archive.", code="exists")
+        _rewrite(src=old_folder, dst=target, script=script,
+                 variables=_variables(session, new_project.pk, new_subject, new_label))
+        if target != new_folder:  # rewritten in place: swap
+            backup = old_folder.with_name(f".{new_label}.old")
+            os.rename(old_folder, backup)
+            os.rename(target, new_folder)
+            old_folder = backup
+    old = (session.project_id, session.subject.label, session.label)
+    with transaction.atomic():
+        subject, _ = Subject.objects.get_or_create(project=new_project, label=new_subject)
+        ImageSession.objects.filter(pk=session.pk).update(project=new_project, subject=subject, label=new_label,
+                                                          archive_path=new_rel)
+        audit_record(actor=actor, action="session_update", project_id=new_project.pk,
+                     subject_label=new_subject, session_label=new_label, old_project=old[0],
+                     old_subject=old[1], old_label=old[2], reanonymized=script is not None)
+    if old_folder.exists() and old_folder != new_folder:
+        shutil.rmtree(old_folder, ignore_errors=True)
+    session.refresh_from_db()
+    return session
+
+
+def subject_relabel(*, subject: Subject, new_label: str, actor: str) -> Subject:
+    """Change a subject's label; its sessions' files are re-anonymized with the new subject label."""
+    ID_VALIDATOR(new_label)
+    if Subject.objects.filter(project=subject.project, label=new_label).exclude(pk=subject.pk).exists():
+        raise ValidationError(f"Project {subject.project_id} already has a subject labelled {new_label}.",
+                              code="exists")
+    old_label = subject.label
+    sessions = list(subject.sessions.all())
+    with transaction.atomic():
+        Subject.objects.filter(pk=subject.pk).update(label=new_label)
+        audit_record(actor=actor, action="subject_relabel", project_id=subject.project_id,
+                     subject_label=new_label, old_subject=old_label, sessions=len(sessions))
+    subject.refresh_from_db()
+    if site_config_get().rerun_project_anon_on_rename:
+        script = _script_for(subject.project)
+        for session in sessions:
+            if script is None:
+                break
+            folder = session_folder(session)
+            fresh = folder.with_name(f".{session.label}.new")
+            shutil.rmtree(fresh, ignore_errors=True)
+            _rewrite(src=folder, dst=fresh, script=script,
+                     variables=_variables(session, subject.project_id, new_label, session.label))
+            backup = folder.with_name(f".{session.label}.old")
+            os.rename(folder, backup)
+            os.rename(fresh, folder)
+            shutil.rmtree(backup, ignore_errors=True)
+    return subject
+
+
+def archived_session_delete(*, session: ImageSession, actor: str) -> None:
+    folder = session_folder(session)
+    with transaction.atomic():
+        audit_record(actor=actor, action="session_delete", project_id=session.project_id,
+                     subject_label=session.subject.label, session_label=session.label,
+                     accession_id=session.accession_id, scans=session.scans.count())
+        session.delete()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def archived_session_quarantine_set(*, session: ImageSession, quarantined: bool, actor: str) -> None:
+    ImageSession.objects.filter(pk=session.pk).update(quarantined=quarantined)
+    audit_record(actor=actor, action="session_quarantine" if quarantined else "session_release",
+                 project_id=session.project_id, subject_label=session.subject.label, session_label=session.label)
