@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import tempfile
 import threading
+from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from upload.dicom_scp import ReceiverConfig, receiver_configs, server_start
@@ -21,6 +23,9 @@ logger = logging.getLogger("upload.dicom_scp")
 
 class Command(BaseCommand):
     help = "Run the DICOM receiver (C-ECHO, C-STORE) for the default AE and the admin's receivers."
+    # The receiver serves DICOM only: the URL and admin checks belong to the web process. What the
+    # receiver needs (a writable temporary folder on the prearchive's file system) is checked below.
+    requires_system_checks: list = []
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=None, help="Default receiver's port (DICOM_PORT).")
@@ -32,6 +37,12 @@ class Command(BaseCommand):
                             help="Seconds between checks of the admin's receivers.")
 
     def handle(self, *args, **options):
+        tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
+        try:
+            tmp_root.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=tmp_root).close()
+        except OSError as exc:
+            raise CommandError(f"UPLOAD_TMP_ROOT {tmp_root} is not writable: {exc.strerror}") from None
         address = options["bind"] or getattr(settings, "DICOM_BIND_ADDRESS", "127.0.0.1")
         default = ReceiverConfig.default(ae_title=options["ae_title"], port=options["port"])
         stop = threading.Event()

@@ -1,0 +1,159 @@
+"""The DICOM receiver: in-process over loopback (statuses, whitelist, several receivers) and as a separate
+process fed by dcmtk's storescu over several concurrent associations."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from pynetdicom import AE
+from pynetdicom.sop_class import MRImageStorage, Verification
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+from tests.conftest import Proc
+from tests.dicom_factory import make_dataset, write_session
+from upload import dicom_scp
+from upload.dicom_scp import ReceiverConfig, server_start
+from upload.models import DicomReceiver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def scp(transactional_db):
+    servers = []
+
+    def start(config: ReceiverConfig):
+        servers.append(server_start(config, address="127.0.0.1"))
+        return config
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def associate(port, called="XNATLITE", calling="SCANNER"):
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(MRImageStorage)
+    ae.add_requested_context(Verification)
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def test_echo_and_store_answer_success_and_the_file_is_in_the_prearchive(scp, settings):
+    port = free_port()
+    scp(ReceiverConfig.default(ae_title="XNATLITE", port=port))
+    assoc = associate(port)
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    datasets = [make_dataset(StudyInstanceUID="1.2.3.4.5", PatientComments="Project: none") for _ in range(3)]
+    statuses = [assoc.send_c_store(ds).Status for ds in datasets]
+    assoc.release()
+    assert statuses == [0, 0, 0]
+    session = PrearchiveSession.objects.get(tag="1.2.3.4.5")
+    assert session.calling_aet == "SCANNER" and session.called_aet == "XNATLITE"
+    assert {f.sop_instance_uid for f in PrearchiveFile.objects.filter(session=session)} == \
+        {ds.SOPInstanceUID for ds in datasets}
+    assert os.listdir(settings.UPLOAD_TMP_ROOT) == []
+
+
+def test_wrong_called_ae_and_calling_ae_outside_the_whitelist_are_rejected(scp):
+    port = free_port()
+    receiver = DicomReceiver.objects.create(ae_title="GATED", port=port, whitelist_enabled=True,
+                                            whitelist="SCANNER\nPACS")
+    scp(ReceiverConfig.from_receiver(receiver))
+    assert not associate(port, called="OTHER").is_established
+    assert not associate(port, called="GATED", calling="INTRUDER").is_established
+    assoc = associate(port, called="GATED", calling="PACS")
+    assert assoc.is_established
+    assert assoc.send_c_store(make_dataset()).Status == 0
+    assoc.release()
+    assert PrearchiveFile.objects.count() == 1
+
+
+def test_undecodable_dataset_gets_a_failure_status_and_nothing_is_stored(scp, settings):
+    port = free_port()
+    scp(ReceiverConfig.default(ae_title="XNATLITE", port=port))
+    ds = make_dataset()
+    del ds.StudyInstanceUID
+    assoc = associate(port)
+    status = assoc.send_c_store(ds).Status
+    assoc.release()
+    assert status == dicom_scp.CANNOT_UNDERSTAND
+    assert PrearchiveFile.objects.count() == 0
+    assert os.listdir(settings.UPLOAD_TMP_ROOT) == []
+
+
+def test_intake_fault_is_out_of_resources_never_success(scp, monkeypatch):
+    from prearchive.services import intake
+
+    def broken(**kwargs):
+        kwargs["path"].unlink()
+        raise intake.IntakeError("disk full")
+
+    monkeypatch.setattr(intake, "dicom_file_receive", broken)
+    port = free_port()
+    scp(ReceiverConfig.default(ae_title="XNATLITE", port=port))
+    assoc = associate(port)
+    status = assoc.send_c_store(make_dataset()).Status
+    assoc.release()
+    assert status == dicom_scp.OUT_OF_RESOURCES
+
+
+def test_receiver_configs_follow_the_admin(transactional_db, settings):
+    from xnatlite.selectors import site_config_get
+
+    default = ReceiverConfig.default(ae_title="XNATLITE", port=11112)
+    DicomReceiver.objects.create(ae_title="A1", port=11113)
+    DicomReceiver.objects.create(ae_title="OFF", port=11114, enabled=False)
+    assert [(c.ae_title, c.port) for c in dicom_scp.receiver_configs(default=default)] == \
+        [("XNATLITE", 11112), ("A1", 11113)]
+    DicomReceiver.objects.create(ae_title="TAKEOVER", port=11112)
+    assert [c.ae_title for c in dicom_scp.receiver_configs(default=default)] == ["TAKEOVER", "A1"]
+    config = site_config_get()
+    config.enable_dicom_receiver = False
+    config.save()
+    assert dicom_scp.receiver_configs(default=default) == []
+
+
+@pytest.mark.slow
+def test_storescu_process_sends_one_session_over_concurrent_associations(service_env, tmp_path):
+    """dcmtk's storescu (a separate process each), four associations at once, 40 files: all accounted for."""
+    study = "1.2.826.0.1.3680043.10.999.1"
+    files = write_session(tmp_path / "session", series=4, per_series=10, StudyInstanceUID=study,
+                          PatientComments="Session: CONC1")
+    port = free_port()
+    receiver = Proc([sys.executable, "manage.py", "run_dicom_scp", "--port", str(port), "--ae-title", "XNATLITE",
+                     "--bind", "127.0.0.1", "--only"], service_env, tmp_path / "scp.log").start()
+    try:
+        receiver.wait_for("listening on 127.0.0.1", timeout=60)
+        env = dict(os.environ, TCP_NODELAY="1")
+        chunks = [files[i::4] for i in range(4)]
+
+        def send(chunk):
+            return subprocess.run(["/usr/bin/storescu", "-aec", "XNATLITE", "-aet", f"SCU{len(chunk)}",
+                                   "127.0.0.1", str(port), *map(str, chunk)],
+                                  env=env, capture_output=True, text=True, timeout=120)
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(send, chunks))
+        for r in results:
+            assert r.returncode == 0, r.stderr
+    finally:
+        receiver.stop()
+    session = PrearchiveSession.objects.get(tag=study)
+    stored = set(PrearchiveFile.objects.filter(session=session).values_list("sop_instance_uid", flat=True))
+    import pydicom
+
+    sent = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
+    assert stored == sent
+    assert session.name == "CONC1"
+    on_disk = list((service_env_root := __import__("pathlib").Path(service_env["PREARCHIVE_ROOT"])).rglob("*.dcm"))
+    assert len(on_disk) == 40
