@@ -67,7 +67,7 @@ def ready_session(**kwargs):
     from prearchive.models import PrearchiveSession
 
     study_uid = send_study(**kwargs)
-    session = PrearchiveSession.objects.get(tag=study_uid)
+    session = PrearchiveSession.objects.filter(tag=study_uid).order_by("-pk").first()
     status = build(session.pk)
     session.refresh_from_db()
     assert session.status == PrearchiveSession.Status.READY, (status, session.error_message)
