@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -70,6 +72,14 @@ def _scans(session_id: int) -> tuple[dict[str, ScanAccumulator], set[str], dict[
         if row["radiopharmaceutical"]:
             tracers[row["radiopharmaceutical"]] = tracers.get(row["radiopharmaceutical"], 0) + 1
     return scans, studies, tracers
+
+
+def _test_delay() -> None:
+    """PREARCHIVE_TEST_BUILD_DELAY (seconds; test settings only) widens the build window so an integration
+    test can send a file while a real worker builds."""
+    delay = float(getattr(settings, "PREARCHIVE_TEST_BUILD_DELAY", 0) or 0)
+    if delay > 0:
+        time.sleep(delay)
 
 
 def _conflicts(scans: dict[str, ScanAccumulator], studies: set[str]) -> list[str]:
@@ -169,6 +179,7 @@ def _build(*, session_id: int) -> str | None:
     logger.info("building prearchive session %s", session_id)
     try:
         scans, studies, tracers = _scans(session_id)
+        _test_delay()
         conflicts = _conflicts(scans, studies)
         doc = document_build(session, scans, studies, tracers)
         status, reason = _final_status(session, scans, conflicts)

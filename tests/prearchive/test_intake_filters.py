@@ -1,0 +1,103 @@
+"""Series import filters at intake: site then project; whitelist, blacklist, modality map; counted, never stored."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+from tests.dicom_factory import make_dataset
+
+from .conftest import receive
+
+pytestmark = pytest.mark.django_db
+
+
+def site_filter(site, mode, text):
+    site.enable_sitewide_series_import_filter = True
+    site.sitewide_series_import_filter_mode = mode
+    site.sitewide_series_import_filter = text
+    site.save()
+
+
+def files_on_disk():
+    return list(Path(str(settings.PREARCHIVE_ROOT)).rglob("*.dcm"))
+
+
+def test_blacklist_matches_case_insensitively(site):
+    site_filter(site, "blacklist", "# localizers are not wanted\nSAG LOCALIZER\n")
+    dropped = receive(make_dataset(SeriesDescription="Sag Localizer"))
+    kept = receive(make_dataset(SeriesDescription="T1 MPRAGE", StudyInstanceUID=dropped.session.tag))
+    assert dropped.status == "filtered" and kept.status == "stored"
+    session = PrearchiveSession.objects.get()
+    assert session.filtered_count == 1 and session.files.count() == 1
+    assert len(files_on_disk()) == 1
+
+
+def test_whitelist_keeps_only_matching_series(site):
+    site_filter(site, "whitelist", "^T1\n^T2")
+    assert receive(make_dataset(SeriesDescription="t1 mprage")).status == "stored"
+    assert receive(make_dataset(SeriesDescription="DTI")).status == "filtered"
+
+
+def test_header_sections_and_exists(site):
+    site_filter(site, "blacklist", "[BurnedInAnnotation]\nYES\n[(0008,0008)]\nSECONDARY")
+    assert receive(make_dataset(BurnedInAnnotation="YES")).status == "filtered"
+    assert receive(make_dataset(ImageType=["DERIVED", "SECONDARY"])).status == "filtered"
+    assert receive(make_dataset(BurnedInAnnotation="NO")).status == "stored"
+
+
+def test_whitelist_not_exists(site):
+    site_filter(site, "whitelist", "[BurnedInAnnotation]\n!EXISTS")
+    assert receive(make_dataset()).status == "stored"
+    assert receive(make_dataset(BurnedInAnnotation="NO")).status == "filtered"
+
+
+def test_the_project_filter_applies_after_the_site_filter(site, project):
+    site_filter(site, "blacklist", "SCOUT")
+    project.series_import_filter_enabled = True
+    project.series_import_filter_mode = "blacklist"
+    project.series_import_filter = "DTI"
+    project.save()
+    tags = {"PatientComments": "Project:PROJ1"}
+    assert receive(make_dataset(SeriesDescription="scout", **tags)).status == "filtered"
+    assert receive(make_dataset(SeriesDescription="DTI 64dir", **tags)).status == "filtered"
+    assert receive(make_dataset(SeriesDescription="T1", **tags)).status == "stored"
+    # other projects are not affected by PROJ1's filter
+    assert receive(make_dataset(SeriesDescription="DTI")).status == "stored"
+
+
+def test_a_disabled_project_filter_is_ignored(site, project):
+    project.series_import_filter_enabled = False
+    project.series_import_filter = "DTI"
+    project.save()
+    assert receive(make_dataset(SeriesDescription="DTI", PatientComments="Project:PROJ1")).status == "stored"
+
+
+MODALITY_MAP = (
+    "exclude:/^yes$/i.test('#BurnedInAnnotation#')\n"
+    "PT:'#Modality#' == 'PT' || ('#Modality#' == 'MR' && '#SeriesDescription#' == 'PET Data')\n"
+    "MR:'#Modality#' != 'PT' && !('#Modality#' == 'MR' && '#SeriesDescription#' == 'PET Data')\n"
+)
+
+
+def test_the_modality_map_of_the_reference(site):
+    site_filter(site, "modalityMap", MODALITY_MAP)
+    assert receive(make_dataset(BurnedInAnnotation="YES")).status == "filtered"
+    pet = receive(make_dataset(modality="MR", SeriesDescription="PET Data"))
+    assert pet.status == "stored"
+    assert PrearchiveFile.objects.get(sop_instance_uid=pet.sop_instance_uid).modality == "PT"
+    mr = receive(make_dataset(modality="MR", SeriesDescription="T1"))
+    assert PrearchiveFile.objects.get(sop_instance_uid=mr.sop_instance_uid).modality == "MR"
+
+
+def test_a_runaway_expression_is_refused_without_hanging(site):
+    import time
+
+    site_filter(site, "modalityMap", "exclude: (function(){ while(true){} })()\nMR: true\n")
+    started = time.monotonic()
+    result = receive(make_dataset())
+    assert time.monotonic() - started < 10
+    assert result.status == "filtered"
+    assert not files_on_disk()
