@@ -87,3 +87,6 @@ class UploadJob(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.id} ({self.status})"
+
+
+from upload.client.models import *  # noqa: F401,F403  (issue 8: transfers)

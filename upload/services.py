@@ -100,7 +100,8 @@ def import_authorize(*, user, params: dict[str, str]) -> str | None:
     headers will route them). Also enforces the project's allow-create-subject for a named subject."""
     name = params.get("PROJECT_ID", "").strip()
     if not name:
-        if not permissions.projects_for(user, permissions.UPLOAD_ROLES).exists():
+        if not (permissions.is_site_admin(user)
+                or permissions.projects_for(user, permissions.UPLOAD_ROLES).exists()):
             raise ImportRefused(MSG_NO_PROJECT_RIGHTS, status=403)
         return None
     project_id = project_resolve(name)
