@@ -20,6 +20,8 @@ urlpatterns = [
     # Projects
     path("data/projects", api.projects),
     re_path(r"^data/projects/(?P<project_id>[^/]+)$", api.project_detail),
+    path("upload/client/", include("upload.client.urls")),
+    path("", include("upload.client.api_urls")),
     path("", include("upload.urls")),
     # Review and archive (before prearchive.urls: it serves POST/DELETE on the session path, GET delegated)
     path("", include("prearchive.archive_urls")),
