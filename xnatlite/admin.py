@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from .forms import ProjectForm, SiteConfigForm
 from .models import AuditEvent, ImageSession, Project, ProjectAlias, ProjectMember, Scan, SiteConfig, Subject
@@ -21,8 +22,31 @@ class SiteConfigAdmin(admin.ModelAdmin):
     """A singleton: the list view goes straight to the one settings page."""
 
     form = SiteConfigForm
-    fieldsets = [(title, {"fields": [field for _, field in items]}) for title, items in GROUPS]
+    fieldsets = [
+        (title, {"fields": [field for _, field in items]
+                 + (["anonymization_preview"] if title == "Site-wide Anonymization Script" else [])})
+        for title, items in GROUPS
+    ]
+    readonly_fields = ["anonymization_preview"]
     save_on_top = True
+
+    @admin.display(description="Preview")
+    def anonymization_preview(self, obj) -> str:
+        url = reverse("admin:xnatlite_siteconfig_preview", args=[obj.pk or 1])
+        return format_html('<a href="{}" id="preview-link">Try the script on a DICOM file</a>', url)
+
+    def get_urls(self):
+        return [path("<int:pk>/preview/", self.admin_site.admin_view(self.preview_view),
+                     name="xnatlite_siteconfig_preview")] + super().get_urls()
+
+    def preview_view(self, request, pk):
+        from anonymization.admin_preview import script_preview_view
+
+        config = site_config_get()
+        return script_preview_view(
+            request, admin_site=self.admin_site, script_text=config.sitewide_anonymization_script,
+            title="Preview: site-wide anonymization script",
+            back_url=reverse("admin:xnatlite_siteconfig_change", args=[config.pk]))
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -60,7 +84,7 @@ class ProjectAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "name", "description"]}),
         ("Import", {"fields": ["prearchive_code", "quarantine_code"]}),
-        ("Anonymization", {"fields": ["anon_script_enabled", "anon_script"]}),
+        ("Anonymization", {"fields": ["anon_script_enabled", "anon_script", "anonymization_preview"]}),
         ("Series import filter", {"fields": ["series_import_filter_enabled", "series_import_filter_mode",
                                              "series_import_filter"]}),
         ("PET", {"fields": ["pet_tracers_enabled", "pet_tracers", "pet_mr"]}),
@@ -69,7 +93,33 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["id"] if obj is not None else []
+        return ["id", "anonymization_preview"] if obj is not None else ["anonymization_preview"]
+
+    @admin.display(description="Preview")
+    def anonymization_preview(self, obj) -> str:
+        if obj is None or not obj.pk:
+            return "Save the project first."
+        url = reverse("admin:xnatlite_project_preview", args=[obj.pk])
+        return format_html('<a href="{}" id="preview-link">Try the script on a DICOM file</a>', url)
+
+    def get_urls(self):
+        return [path("<str:pk>/preview/", self.admin_site.admin_view(self.preview_view),
+                     name="xnatlite_project_preview")] + super().get_urls()
+
+    def preview_view(self, request, pk):
+        from django.shortcuts import get_object_or_404
+
+        from anonymization.admin_preview import script_preview_view
+
+        project = get_object_or_404(Project, pk=pk)
+        if not self.has_change_permission(request, project):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        return script_preview_view(
+            request, admin_site=self.admin_site, script_text=project.anon_script,
+            title=f"Preview: anonymization script of project {project.pk}",
+            back_url=reverse("admin:xnatlite_project_change", args=[project.pk]))
 
 
 @admin.register(Subject)

@@ -124,6 +124,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static_root")
+Path(str(STATIC_ROOT)).mkdir(parents=True, exist_ok=True)
+# Serve app static files straight from their folders too, so a missed collectstatic never breaks pages.
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/admin/login/"
 LOGIN_REDIRECT_URL = "/prearchive/"
