@@ -1,0 +1,156 @@
+"""The transfer's life in services: inspection before import, the import with scripts, variables, scan
+choice and pixel templates, date verification, and clean-up of abandoned or refused uploads."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.core.exceptions import ValidationError
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+from upload.client import importer, services
+from upload.client.models import Transfer
+from xnatlite.models import AuditEvent, Project, Subject
+
+from .helpers import PROJECT_SCRIPT, pixel_values, session_files, zip_of
+
+pytestmark = pytest.mark.django_db
+
+
+def files_under(root) -> list[Path]:
+    return [p for p in Path(root).rglob("*") if p.is_file()]
+
+
+@pytest.fixture
+def inspected(tmp_path, member, settings):
+    """A transfer of two sessions (MR, 2 scans x 2 files each), inspected and waiting."""
+    def make(project_changes=None, sessions=2):
+        Project.objects.filter(pk="PROJ1").update(**(project_changes or {}))
+        paths = []
+        for n in range(sessions):
+            paths += session_files(tmp_path / f"src{n}", study_date=f"2024011{n + 5}")
+        archive = zip_of(paths, tmp_path / "up.zip")
+        transfer = services.transfer_create(user=member, project_id="PROJ1", file_name="up.zip",
+                                            size=archive.stat().st_size)
+        services.transfer_receive(transfer=transfer, stream=io.BytesIO(archive.read_bytes()), length=None)
+        assert services.transfer_inspect(transfer_id=transfer.pk) == Transfer.Status.AWAITING
+        return Transfer.objects.select_related("project").get(pk=transfer.pk)
+    return make
+
+
+def test_inspection_shows_phi_free_summaries_and_imports_nothing(inspected, settings):
+    transfer = inspected()
+    text = str(transfer.inspection)
+    assert "Doe" not in text and "PID0001" not in text
+    first = transfer.inspection["sessions"][0]
+    assert first["study_date"] == "2024-01-15" and first["modalities"] == ["MR"] and first["files"] == 4
+    assert [s["description"] for s in first["scans"]] == ["T1 MPRAGE", "T2 FLAIR"]
+    assert PrearchiveSession.objects.count() == 0
+    assert files_under(settings.PREARCHIVE_ROOT) == []
+    assert AuditEvent.objects.filter(details__icontains="Doe").count() == 0
+
+
+def test_import_applies_variables_leaves_out_a_scan_and_blanks_pixels(inspected, member, settings):
+    transfer = inspected({"anon_script": PROJECT_SCRIPT, "anon_script_enabled": True}, sessions=1)
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "NEW01", "label": "NEW01_MR", "scans": ["1"],
+        "variables": {"trial": "TRIAL-42"}}], "pixel": {"s1/1": [[2, 3, 10, 8]], "s1/2": [[0, 0, 4, 4]]}})
+    assert importer.transfer_import(transfer_id=transfer.pk) == Transfer.Status.DONE
+    transfer.refresh_from_db()
+    assert transfer.files_done == 2 and not Path(transfer.work_dir).exists()
+    assert Subject.objects.filter(project_id="PROJ1", label="NEW01").exists()
+    session = PrearchiveSession.objects.get()
+    assert (session.name, session.subject, session.status) == ("NEW01_MR", "NEW01", "READY")
+    rows = list(PrearchiveFile.objects.filter(session=session))
+    assert {r.scan_id for r in rows} == {"1"}
+    for row in rows:
+        ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / session.relative_dir / row.relative_path)
+        assert ds.StudyDescription == "TRIAL-42" and ds.PatientID == "NEW01_MR"
+        assert ds.BurnedInAnnotation == "NO"
+        pixels = ds.pixel_array
+        assert (pixels[3:8, 2:10] == 0).all()
+        inside = pixels != pixels  # all False
+        inside[3:8, 2:10] = True
+        assert (pixels[~inside] == pixel_values(32, int(ds.InstanceNumber))[~inside]).all()
+    audit = AuditEvent.objects.get(action="upload_client_pixel_template")
+    assert audit.details["rectangles"] == [[2, 3, 10, 8]] and audit.session_label == "NEW01_MR"
+
+
+def test_hidden_variables_and_unknown_variables_are_refused(inspected, member):
+    transfer = inspected({"anon_script": PROJECT_SCRIPT, "anon_script_enabled": True}, sessions=1)
+    conf = services.uploader_settings(project=transfer.project)
+    assert [v["name"] for v in conf["variables"]] == ["trial"]
+    assert conf["allow_bulk_upload"] is False  # custom variables: one session at a time
+    with pytest.raises(ValidationError, match="internal"):
+        importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+            "key": "s1", "subject": "S", "label": "S_MR", "variables": {"internal": "x"}}]})
+
+
+def test_new_subject_refused_when_the_project_does_not_allow_it(inspected, member):
+    transfer = inspected({"allow_create_subject": False}, sessions=1)
+    with pytest.raises(ValidationError, match="does not allow new subjects"):
+        importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+            "key": "s1", "subject": "NOPE", "label": "NOPE_MR"}]})
+    assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.AWAITING
+
+
+def test_wrong_visit_date_is_refused_and_nothing_remains(inspected, member, settings):
+    transfer = inspected({"require_date": True}, sessions=1)
+    with pytest.raises(ValidationError, match="does not match"):
+        importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+            "key": "s1", "subject": "S1", "label": "S1_MR", "visit_date": "2024-01-16"}]})
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.FAILED and "does not match" in transfer.error
+    assert files_under(settings.UPLOAD_TMP_ROOT) == [] and files_under(settings.PREARCHIVE_ROOT) == []
+    refused = AuditEvent.objects.get(action="upload_client_date_refused")
+    assert "2024" not in str(refused.details)
+
+
+def test_missing_date_is_asked_for_and_right_date_proceeds(inspected, member):
+    transfer = inspected({"require_date": True}, sessions=1)
+    with pytest.raises(ValidationError, match="requires the visit date"):
+        importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+            "key": "s1", "subject": "S1", "label": "S1_MR"}]})
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "S1", "label": "S1_MR", "visit_date": "2024-01-15"}]})
+    assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.IMPORTING
+
+
+def test_dont_know_the_dates_proceeds_and_is_audited(inspected, member):
+    transfer = inspected({"require_date": True}, sessions=2)
+    importer.transfer_confirm(transfer=transfer, user=member, data={"dates_unknown": True, "sessions": [
+        {"key": "s1", "subject": "S1", "label": "S1_MR"}, {"key": "s2", "subject": "S2", "label": "S2_MR"}]})
+    event = AuditEvent.objects.get(action="upload_client_dates_unknown")
+    assert event.actor == "mike" and event.details["sessions"] == ["S1_MR", "S2_MR"]
+
+
+def test_abandoned_upload_is_removed_by_the_clean_up(inspected, settings):
+    from django.core.management import call_command
+
+    transfer = inspected(sessions=1)
+    assert files_under(settings.UPLOAD_TMP_ROOT)
+    call_command("cleanup_transfers", "--older-than", "3600")
+    assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.AWAITING  # not old enough
+    call_command("cleanup_transfers", "--older-than", "0")
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.FAILED and "Abandoned" in transfer.error
+    assert files_under(settings.UPLOAD_TMP_ROOT) == []
+    assert files_under(settings.PREARCHIVE_ROOT) == [] and PrearchiveSession.objects.count() == 0
+
+
+def test_refused_archive_leaves_nothing(member, settings, tmp_path):
+    transfer = services.transfer_create(user=member, project_id="PROJ1", file_name="bad.zip")
+    services.transfer_receive(transfer=transfer, stream=io.BytesIO(b"PK\x03\x04 truncated"), length=None)
+    assert services.transfer_inspect(transfer_id=transfer.pk) == Transfer.Status.FAILED
+    transfer.refresh_from_db()
+    assert "truncated or corrupt" in transfer.error
+    assert files_under(settings.UPLOAD_TMP_ROOT) == []
+
+
+def test_outsider_cannot_create_a_transfer(outsider):
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        services.transfer_create(user=outsider, project_id="PROJ1", file_name="x.zip")
