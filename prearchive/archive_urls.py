@@ -1,11 +1,16 @@
 """URLs of the review/archive engineer: XNAT REST for review actions, the archive and anon scripts.
 Included before prearchive.urls: GET on a prearchive session path is delegated to the intake view."""
-from django.urls import re_path
+from django.contrib.auth.views import LoginView
+from django.urls import path, re_path
 
 from . import archive_api, archive_api_anon, archive_api_data
 
 SEG = r"[^/]+"
+LOGIN_PAGE = "/app/template/Login.vm"
 urlpatterns = [
+    # XNAT's login page: anonymous visitors of the pages land here. XNAT clients (xnatpy) probe "/" and take
+    # the part of the final URL before "/app/" as the server's root, so the login page must live under /app/.
+    path("app/template/Login.vm", LoginView.as_view(template_name="prearchive/login.html"), name="xnat-login"),
     re_path(rf"^data/prearchive/projects/(?P<project>{SEG})/(?P<timestamp>{SEG})/(?P<folder>{SEG})/?$",
             archive_api.prearchive_session),
     re_path(r"^data/services/prearchive/(?P<operation>move|delete|rebuild)/?$", archive_api.services_prearchive),
