@@ -179,7 +179,7 @@ class ImportReport:
                 sessions.append({"uri": self.uris[pk], "page": "", "status": "ARCHIVED", "created": True})
                 continue
             sessions.append({
-                "uri": s.uri, "page": f"/prearchive/projects/{s.project_label}/{s.timestamp}/{s.folder_name}/",
+                "uri": s.uri, "page": _review_page(s.pk),
                 "project": s.project_label, "subject": s.subject, "label": s.name, "status": s.status,
                 "files": s.file_count or PrearchiveSession.objects.get(pk=pk).files.count(),
                 "created": s.uploaded >= self.started,
@@ -187,6 +187,16 @@ class ImportReport:
         return {"sessions": sessions, "stored": self.stored, "duplicates": self.duplicates,
                 "filtered": self.filtered, "rejected": self.rejected,
                 "skipped": [{"name": n, "reason": r} for n, r in self.skipped], "skipped_total": self.skipped_total}
+
+
+def _review_page(session_id: int) -> str:
+    """The prearchive review page of a session (the prearchive app's), else "" (the REST URI serves)."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("prearchive-session", args=[session_id])
+    except NoReverseMatch:
+        return ""
 
 
 # ------------------------------------------------------------------ into intake

@@ -72,7 +72,8 @@ def test_job_upload_then_run_then_summary(member, two_sessions_zip, settings, dj
     assert {s["status"] for s in summary["sessions"]} == {"READY"}  # built at once (dest=/prearchive)
     for s in summary["sessions"]:
         session = PrearchiveSession.objects.get(timestamp=s["uri"].split("/")[-2], folder_name=s["uri"].split("/")[-1])
-        assert s["page"] == f"/prearchive/projects/PROJ1/{session.timestamp}/{session.folder_name}/"
+        assert s["page"] == f"/prearchive/{session.pk}/"
+        assert s["uri"] == session.uri
     assert leftovers(settings.UPLOAD_TMP_ROOT) == []
     # Someone else cannot read the job.
     other = Client()
