@@ -1,0 +1,171 @@
+"""The uploader client in headless Chromium against the live server, with a real Celery worker."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+from tests.conftest import screenshot
+from upload.client.models import Transfer
+from xnatlite.models import AuditEvent, Project, Subject
+
+from .helpers import PROJECT_SCRIPT, pixel_values, session_files, zip_of
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+SEED_SCHEME = 'makeSessionLabel[format["{0}_v##_{1}", subject, lowercase[modalityLabel]]]'
+
+
+@pytest.fixture
+def signed_in(monkeypatch, live_server, member, request):
+    from django.test import Client
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still
+    # synchronous, one at a time.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    browser_page = request.getfixturevalue("browser_page")
+
+    client = Client()
+    client.force_login(member)
+    browser_page.context.add_cookies([{"name": "JSESSIONID", "value": client.cookies["JSESSIONID"].value,
+                                       "url": live_server.url}])
+    return browser_page
+
+
+def upload(page, live_server, archive: Path) -> None:
+    page.goto(live_server.url + "/upload/client/")
+    page.select_option("#uc-project", "PROJ1")
+    page.set_input_files("#uc-file", str(archive))
+    page.click("#uc-upload")
+    page.wait_for_url("**/upload/client/t/*/")
+    page.wait_for_selector("#uc-review:not([hidden])", timeout=30000)
+
+
+def wait_done(page) -> None:
+    page.wait_for_selector("#uc-result:not([hidden]) .uc-done-session", timeout=60000)
+
+
+def test_single_session_created_subject_variable_scan_left_out_and_pixels(signed_in, live_server, tmp_path,
+                                                                          celery_worker, settings):
+    from django.utils import timezone
+
+    page = signed_in
+    Project.objects.filter(pk="PROJ1").update(anon_script=PROJECT_SCRIPT, anon_script_enabled=True,
+                                              default_session_labeling_scheme=SEED_SCHEME)
+    now = timezone.now()
+    PrearchiveSession.objects.create(project_id="PROJ1", timestamp="20240101_000000000", folder_name="old",
+                                     name="NEW01_v00_mr", tag="1.2.3", lastmod=now, uploaded=now,
+                                     status=PrearchiveSession.Status.READY)
+    archive = zip_of(session_files(tmp_path / "src"), tmp_path / "one.zip")
+    upload(page, live_server, archive)
+    assert "Doe" not in page.content() and "PID0001" not in page.content()
+    page.select_option("#uc-subject", "__new__")
+    page.fill("#uc-new-subject", "NEW01")
+    page.dispatch_event("#uc-new-subject", "change")
+    page.wait_for_function("document.getElementById('uc-label').value === 'NEW01_v01_mr'")
+    page.fill("#uc-var-trial", "TRIAL-42")
+    page.uncheck("#uc-scans tr[data-scan='2'] .uc-scan")
+    page.click("#uc-scans tr[data-scan='1'] .uc-pixels")
+    page.wait_for_selector("#uc-canvas[data-ready='1']")
+    box = page.locator("#uc-canvas").bounding_box()
+    scale = box["width"] / 32
+    page.mouse.move(box["x"] + 2 * scale + 1, box["y"] + 3 * scale + 1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 6 * scale, box["y"] + 6 * scale)
+    page.mouse.move(box["x"] + 10 * scale + 1, box["y"] + 8 * scale + 1)
+    page.mouse.up()
+    assert page.inner_text("#uc-rects") .startswith("left 2, top 3, right 10, bottom 8")
+    screenshot(page, "upload_client_single_pixels")
+    page.click("#uc-editor-done")
+    assert "1 rectangle(s)" in page.inner_text("#uc-scans tr[data-scan='1']")
+    screenshot(page, "upload_client_single_review")
+    page.click("#uc-confirm")
+    wait_done(page)
+    screenshot(page, "upload_client_single_done")
+
+    assert Subject.objects.filter(project_id="PROJ1", label="NEW01").exists()
+    session = PrearchiveSession.objects.get(name="NEW01_v01_mr")
+    assert session.subject == "NEW01"
+    rows = list(PrearchiveFile.objects.filter(session=session))
+    assert len(rows) == 2 and {r.scan_id for r in rows} == {"1"}  # scan 2 left out
+    assert not (Path(settings.PREARCHIVE_ROOT) / session.relative_dir / "SCANS" / "2").exists()
+    for row in rows:
+        ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / session.relative_dir / row.relative_path)
+        assert ds.StudyDescription == "TRIAL-42"  # the describe variable reached the stored file
+        assert ds.BurnedInAnnotation == "NO"
+        pixels = ds.pixel_array
+        inside = pixels != pixels
+        inside[3:8, 2:10] = True
+        assert (pixels[inside] == 0).all()
+        assert (pixels[~inside] == pixel_values(32, int(ds.InstanceNumber))[~inside]).all()
+    assert AuditEvent.objects.filter(action="upload_client_pixel_template", session_label="NEW01_v01_mr").exists()
+    page.goto(live_server.url + "/upload/client/transfers/")
+    page.wait_for_selector("tr.uc-transfer .uc-status")
+    assert "Done" in page.inner_text("#uc-transfers")
+    screenshot(page, "upload_client_transfers")
+
+
+def test_bulk_csv_round_trip_relabels_two_and_drops_a_third(signed_in, live_server, tmp_path, celery_worker):
+    page = signed_in
+    paths = []
+    for n in range(3):
+        paths += session_files(tmp_path / f"src{n}", study_date=f"2024020{n + 1}",
+                               series=((1, f"Series {n}", 1),))
+    upload(page, live_server, zip_of(paths, tmp_path / "three.zip"))
+    page.wait_for_selector("#uc-bulk tbody tr[data-key='s3']")
+    assert page.locator("#uc-bulk tbody tr").count() == 3
+    with page.expect_download() as info:
+        page.click("#uc-csv-download")
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert [r["Upload ID"] for r in rows] == ["s1", "s2", "s3"]
+
+    def write(rows, name):
+        out = tmp_path / name
+        with open(out, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return out
+
+    bad = [dict(r) for r in rows]
+    bad[0]["Modalities"] = "CT"
+    page.set_input_files("#uc-csv-file", str(write(bad, "bad.csv")))
+    page.wait_for_selector("#uc-csv-message.text-danger")
+    assert "Row 2: the column 'Modalities' was changed" in page.inner_text("#uc-csv-message")
+    screenshot(page, "upload_client_bulk_csv_refused")
+    rows[0].update({"XNAT Subject ID": "BULK01", "Session Label": "BULK01_MR_A"})
+    rows[1].update({"XNAT Subject ID": "BULK02", "Session Label": "BULK02_MR_B"})
+    page.set_input_files("#uc-csv-file", str(write(rows[:2], "good.csv")))
+    page.wait_for_function("document.getElementById('uc-csv-message').textContent.indexOf('2 session') >= 0")
+    assert page.locator("#uc-bulk tbody tr").count() == 2
+    assert page.input_value("#uc-bulk tr[data-key='s1'] .uc-b-label") == "BULK01_MR_A"
+    assert page.locator(".uc-group").count() == 1  # all MR 32x32: one pixel template group
+    screenshot(page, "upload_client_bulk_review")
+    page.click("#uc-confirm")
+    wait_done(page)
+    screenshot(page, "upload_client_bulk_done")
+    labels = sorted(PrearchiveSession.objects.values_list("name", "subject"))
+    assert labels == [("BULK01_MR_A", "BULK01"), ("BULK02_MR_B", "BULK02")]
+    assert PrearchiveFile.objects.count() == 2
+
+
+def test_wrong_visit_date_is_refused(signed_in, live_server, tmp_path, celery_worker, settings):
+    page = signed_in
+    Project.objects.filter(pk="PROJ1").update(require_date=True)
+    upload(page, live_server, zip_of(session_files(tmp_path / "src"), tmp_path / "d.zip"))
+    assert "2024-01-15" not in page.inner_text("#uc-review")  # the date to verify is not shown
+    page.select_option("#uc-subject", "__new__")
+    page.fill("#uc-new-subject", "D01")
+    page.fill("#uc-label", "D01_MR")
+    page.fill("#uc-visit-date", "2024-01-16")
+    page.click("#uc-confirm")
+    page.wait_for_selector("#uc-error:not([hidden])")
+    assert "does not match" in page.inner_text("#uc-error")
+    page.wait_for_function("document.getElementById('uc-state').textContent === 'Failed'")
+    screenshot(page, "upload_client_date_refused")
+    assert Transfer.objects.get().status == Transfer.Status.FAILED
+    assert PrearchiveSession.objects.count() == 0
+    assert [p for p in Path(settings.UPLOAD_TMP_ROOT).rglob("*") if p.is_file()] == []
