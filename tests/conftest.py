@@ -41,6 +41,8 @@ def _storage_roots(request, tmp_path):
         yield None
         return
     settings = request.getfixturevalue("settings")
+    # Logins in tests need not cost a real password hash (production keeps Django's PBKDF2).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     roots = {name: tmp_path / name.lower() for name in ("PREARCHIVE_ROOT", "ARCHIVE_ROOT", "UPLOAD_TMP_ROOT")}
     for name, path in roots.items():
         path.mkdir()
