@@ -230,9 +230,12 @@
     function poll() {
       api("GET", base + "state").then(function (t) {
         renderStatus(t);
-        if (t.status === "AWAITING" && !state.rendered) { state.rendered = true; review(t); }
+        if (t.status === "AWAITING" && !state.rendered) {
+          state.rendered = true;
+          return api("GET", base + "state?full=1").then(function (full) { review(full); setTimeout(poll, 2000); });
+        }
         if (t.status === "DONE") renderResult(t);
-        if (t.status !== "DONE" && t.status !== "FAILED") setTimeout(poll, 700);
+        if (t.status !== "DONE" && t.status !== "FAILED") setTimeout(poll, t.status === "AWAITING" ? 2000 : 700);
       }).catch(function (e) { showError(e.message); setTimeout(poll, 2000); });
     }
     poll();

@@ -154,3 +154,59 @@ def test_outsider_cannot_create_a_transfer(outsider):
 
     with pytest.raises(PermissionDenied):
         services.transfer_create(user=outsider, project_id="PROJ1", file_name="x.zip")
+
+
+SEED_004_SCRIPT = '''(0008,1030) := project
+(0010,0010) := subject
+(0010,0020) := session
+session := makeSessionLabel[format["{0}_v##_{1}", subject, lowercase[modalityLabel]]]
+'''
+
+
+def test_pet_session_with_tracer_and_the_seed_script_label(tmp_path, member, settings):
+    """A PET-CT session: the seed 004 project script (with makeSessionLabel, an uploader-only function)
+    suggests S9_v00_pet, runs with the chosen label, and the tracer from the site list is kept."""
+    Project.objects.filter(pk="PROJ1").update(anon_script=SEED_004_SCRIPT, anon_script_enabled=True)
+    paths = session_files(tmp_path / "pt", modality="PT", series=((1, "PET AC", 2),))
+    archive = zip_of(paths, tmp_path / "pet.zip")
+    transfer = services.transfer_create(user=member, project_id="PROJ1", file_name="pet.zip")
+    services.transfer_receive(transfer=transfer, stream=io.BytesIO(archive.read_bytes()), length=None)
+    services.transfer_inspect(transfer_id=transfer.pk)
+    transfer = Transfer.objects.select_related("project").get(pk=transfer.pk)
+    assert transfer.inspection["sessions"][0]["is_pet"]
+    label = services.suggestions(transfer=transfer, subjects={"s1": "S9"})["s1"]["label"]
+    assert label == "S9_v00_pet"
+    with pytest.raises(ValidationError, match="not one of this project's PET tracers"):
+        importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+            "key": "s1", "subject": "S9", "label": label, "tracer": "NOPE"}]})
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "S9", "label": label, "tracer": "FDG"}]})
+    assert importer.transfer_import(transfer_id=transfer.pk) == Transfer.Status.DONE
+    session = PrearchiveSession.objects.get()
+    assert (session.name, session.pet_tracer) == ("S9_v00_pet", "FDG")
+    row = PrearchiveFile.objects.filter(session=session).first()
+    ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / session.relative_dir / row.relative_path)
+    assert (str(ds.PatientName), ds.PatientID, ds.StudyDescription) == ("S9", "S9_v00_pet", "PROJ1")
+
+
+def test_views_answer_json_errors_never_a_server_error(client, member, outsider, inspected):
+    transfer = inspected(sessions=1)
+    url = f"/upload/client/t/{transfer.pk}/"
+    assert client.get(url + "state").status_code == 401
+    client.force_login(outsider)
+    assert client.get(url + "state").status_code == 404
+    assert client.post("/upload/client/t/", {"project": "PROJ1"}, content_type="application/json").status_code == 403
+    client.force_login(member)
+    r = client.post(url + "confirm", "not json", content_type="application/json")
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+    r = client.post(url + "confirm", {"sessions": [{"key": "s7", "subject": "A", "label": "A"}]},
+                    content_type="application/json")
+    assert r.status_code == 400 and "no session 's7'" in r.json()["error"]
+    full = client.get(url + "state?full=1").json()
+    assert full["inspection"]["sessions"][0]["key"] == "s1" and "suggestions" in full
+    assert "inspection" not in client.get(url + "state").json()
+    png = client.get(url + "frame/s1/1.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert client.get(url + "frame/s1/99.png").status_code == 400
+    assert client.post(url + "cancel").status_code == 200
+    assert client.get(url + "frame/s1/1.png").status_code == 400

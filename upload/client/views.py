@@ -128,7 +128,7 @@ def transfer_file(request: HttpRequest, transfer_id) -> HttpResponse:
 def transfer_state(request: HttpRequest, transfer_id) -> HttpResponse:
     transfer = _transfer(request, transfer_id)
     state = services.transfer_state(transfer=transfer)
-    if transfer.status == Transfer.Status.AWAITING:
+    if transfer.status == Transfer.Status.AWAITING and request.GET.get("full") == "1":
         conf = services.uploader_settings(project=transfer.project)
         inspection = dict(transfer.inspection)
         if conf["require_date"]:  # the date is what the user must know; do not show it
