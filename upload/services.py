@@ -159,13 +159,18 @@ class ImportReport:
             self.skip(name, result.reason or "refused")
 
     def uri_list(self) -> list[str]:
+        """Prearchive URIs; an archive URI for a session already handed to the archive (auto-archive)."""
         from prearchive.models import PrearchiveSession
 
+        Status = PrearchiveSession.Status
         out = []
         live = {s.pk: s for s in PrearchiveSession.objects.filter(pk__in=self.session_ids)}
         for pk in self.session_ids:
-            session = live.get(pk)
-            out.append(session.uri if session is not None else self.uris[pk])
+            s = live.get(pk)
+            if s is not None and s.project_id and s.status in (Status.QUEUED_ARCHIVING, Status.ARCHIVING):
+                out.append(f"/data/archive/projects/{s.project_id}/subjects/{s.subject}/experiments/{s.name}")
+            else:
+                out.append(s.uri if s is not None else self.uris[pk])
         return out
 
     def summary(self) -> dict[str, Any]:

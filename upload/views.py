@@ -34,6 +34,8 @@ RAW_NAMES = {"application/zip": "upload.zip", "application/x-zip-compressed": "u
              "application/dicom": "upload.dcm"}
 
 
+MSG_SERVER_FAULT = "The server could not complete the import; nothing more was imported. Try again later.\n"
+
 # ------------------------------------------------------------------ multipart straight to disk
 
 
@@ -149,6 +151,9 @@ def services_import(request: HttpRequest) -> HttpResponse:
         return _uri_response(request, report.uri_list())
     except ImportRefused as exc:
         return rest.text(exc.message.rstrip("\n") + "\n", status=exc.status)
+    except Exception:  # noqa: BLE001 - logged with its traceback here, never shown to the caller
+        logger.exception("import failed on the server")
+        return rest.text(MSG_SERVER_FAULT, status=503)
     finally:
         if path is not None:
             path.unlink(missing_ok=True)
@@ -197,6 +202,9 @@ def job_create(request: HttpRequest) -> HttpResponse:
                                          length=int(length) if length and length.isdigit() else None)
     except ImportRefused as exc:
         return JsonResponse({"error": exc.message}, status=exc.status)
+    except OSError:
+        logger.exception("upload could not be stored")
+        return JsonResponse({"error": MSG_SERVER_FAULT.strip()}, status=503)
     return JsonResponse({"id": str(job.pk), "status_url": f"/upload/jobs/{job.pk}"}, status=202)
 
 

@@ -173,3 +173,27 @@ def test_non_dicom_only_archive_stores_nothing_and_answers_an_empty_list(client,
     assert r.status_code == 200
     assert r.content == b""
     nothing_stored(settings)
+
+
+def test_dest_archive_hands_the_built_session_to_the_archive_and_answers_its_archive_uri(
+        client, member, zip_two_series, project):
+    r = post_raw(client, zip_two_series, query="?dest=/archive/projects/PROJ1&SUBJECT_ID=AA1&EXPT_LABEL=AA1_MR")
+    assert r.status_code == 200, r.content
+    assert r.content.decode() == "/data/archive/projects/PROJ1/subjects/AA1/experiments/AA1_MR\r\n"
+    session = PrearchiveSession.objects.get()
+    assert session.status == PrearchiveSession.Status.QUEUED_ARCHIVING
+    assert session.autoarchive == 4
+
+
+def test_server_fault_is_a_clear_503_not_a_traceback(client, member, zip_two_series, monkeypatch, settings):
+    from prearchive.services import intake
+
+    def broken(**kwargs):
+        kwargs["path"].unlink()
+        raise intake.IntakeError("The prearchive storage failed (No space left on device).")
+
+    monkeypatch.setattr(intake, "dicom_file_receive", broken)
+    r = post_raw(client, zip_two_series, query="?PROJECT_ID=PROJ1")
+    assert r.status_code == 503
+    assert "No space left on device" in r.content.decode() and "Traceback" not in r.content.decode()
+    assert leftovers(settings.UPLOAD_TMP_ROOT) == []

@@ -24,9 +24,7 @@ def test_xnatpy_imports_a_zip_and_finds_it_in_the_prearchive(live_server, transa
     first = zip_of(tmp_path / "a", tmp_path / "a.zip")
     session_files(tmp_path / "b", series=1, per_series=3)
     second = zip_of(tmp_path / "b", tmp_path / "b.zip")
-    # detect_redirect=False: the root-redirect question is the test above; this one is about the import.
-    with xnat.connect(live_server.url, user="mike", password="mike-pass-1", no_parse_model=True,
-                      detect_redirect=False) as session:
+    with xnat.connect(live_server.url, user="mike", password="mike-pass-1", no_parse_model=True) as session:
         # As XNAT: a plain import leaves the session RECEIVING until the idle build...
         imported = session.services.import_(first, project="PROJ1", subject="XP01", experiment="XP01_MR1")
         assert imported.uri.startswith("/data/prearchive/projects/PROJ1/")
