@@ -210,3 +210,23 @@ def test_views_answer_json_errors_never_a_server_error(client, member, outsider,
     assert client.get(url + "frame/s1/99.png").status_code == 400
     assert client.post(url + "cancel").status_code == 200
     assert client.get(url + "frame/s1/1.png").status_code == 400
+
+
+def test_a_stalled_upload_is_cleaned_and_the_clean_up_is_scheduled(member, settings,
+                                                                   django_capture_on_commit_callbacks):
+    from django_celery_beat.models import PeriodicTask
+
+    with django_capture_on_commit_callbacks(execute=True):
+        transfer = services.transfer_create(user=member, project_id="PROJ1", file_name="big.zip", size=10)
+    assert PeriodicTask.objects.get(name="Uploader transfer clean-up").task == "upload.client.transfers_cleanup"
+    (Path(transfer.work_dir) / "upload.bin").write_bytes(b"half an archive")
+    orphan = services.transfers_root() / "not-a-transfer"
+    orphan.mkdir()
+    (orphan / "x.dcm").write_bytes(b"x")
+    import os
+    import time
+
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))
+    assert services.transfers_cleanup(older_than=0) == {"abandoned": 1, "removed": 1}
+    assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.FAILED
+    assert files_under(settings.UPLOAD_TMP_ROOT) == []
