@@ -108,7 +108,8 @@ def test_single_session_created_subject_variable_scan_left_out_and_pixels(signed
     screenshot(page, "upload_client_transfers")
 
 
-def test_bulk_csv_round_trip_relabels_two_and_drops_a_third(signed_in, live_server, tmp_path, celery_worker):
+def test_bulk_csv_round_trip_relabels_two_and_drops_a_third(signed_in, live_server, tmp_path, celery_worker,
+                                                             settings):
     page = signed_in
     paths = []
     for n in range(3):
@@ -143,6 +144,16 @@ def test_bulk_csv_round_trip_relabels_two_and_drops_a_third(signed_in, live_serv
     assert page.locator("#uc-bulk tbody tr").count() == 2
     assert page.input_value("#uc-bulk tr[data-key='s1'] .uc-b-label") == "BULK01_MR_A"
     assert page.locator(".uc-group").count() == 1  # all MR 32x32: one pixel template group
+    page.click(".uc-group-pixels")
+    page.wait_for_selector("#uc-canvas[data-ready='1']")
+    box = page.locator("#uc-canvas").bounding_box()
+    scale = box["width"] / 32
+    page.mouse.move(box["x"] + 1, box["y"] + 1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 16 * scale + 1, box["y"] + 4 * scale + 1)
+    page.mouse.up()
+    page.click("#uc-editor-done")
+    assert "1 rectangle(s)" in page.inner_text(".uc-group")
     screenshot(page, "upload_client_bulk_review")
     page.click("#uc-confirm")
     wait_done(page)
@@ -150,6 +161,12 @@ def test_bulk_csv_round_trip_relabels_two_and_drops_a_third(signed_in, live_serv
     labels = sorted(PrearchiveSession.objects.values_list("name", "subject"))
     assert labels == [("BULK01_MR_A", "BULK01"), ("BULK02_MR_B", "BULK02")]
     assert PrearchiveFile.objects.count() == 2
+    for row in PrearchiveFile.objects.select_related("session"):  # the group's template covered both
+        ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / row.session.relative_dir / row.relative_path)
+        inside = ds.pixel_array != ds.pixel_array
+        inside[0:4, 0:16] = True
+        assert (ds.pixel_array[inside] == 0).all() and (ds.pixel_array[~inside] != 0).all()
+        assert ds.BurnedInAnnotation == "NO"
 
 
 def test_wrong_visit_date_is_refused(signed_in, live_server, tmp_path, celery_worker, settings):
