@@ -20,13 +20,13 @@ class ScriptCompileError(Exception):
 # ------------------------------------------------------------------ routing
 
 
-def routing_tags() -> tuple:
+def routing_tags(receiver=None) -> tuple:
     try:
-        from prearchive.routing import ROUTING_TAGS
+        from prearchive.routing import routing_tags as tags
     except ImportError:  # the routing module has not landed yet
         return ("PatientComments", "StudyComments", "AdditionalPatientHistory", "StudyDescription",
                 "PatientName", "PatientID", "AccessionNumber")
-    return tuple(ROUTING_TAGS)
+    return tuple(tags(receiver))
 
 
 def route(*, dataset, params: dict[str, str], receiver, resolve_project: Callable[[str], str | None]):

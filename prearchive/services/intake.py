@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, OperationalError, InterfaceError, transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
-from . import adapters, storage
+from . import adapters, context, storage
 from .headers import Header, HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
 
 logger = logging.getLogger(__name__)
@@ -126,11 +127,9 @@ def _reject(*, path: Path, code: str, reason: str, source: str, study_uid: str =
     return IntakeResult(REJECTED, session_id=session_id, reason=reason, uri=uri, sop_instance_uid=sop_uid)
 
 
-def _project_resolver(user):
-    from xnatlite.selectors import project_resolve
-
+def _project_resolver(snap, user):
     def resolve(name: str) -> str | None:
-        project_id = project_resolve(name)
+        project_id = snap.resolve(name)
         if project_id is None or user is None:
             return project_id
         from xnatlite.permissions import can_upload
@@ -161,18 +160,14 @@ def _auto_archive_code(value: Any) -> int | None:
 
 def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: str, called_aet: str, receiver,
              prevent_anon: bool, user) -> IntakeResult:
-    from xnatlite.selectors import site_config_get
-
-    config = site_config_get()
+    snap = context.snapshot()
     prevent_anon = prevent_anon or _truthy(params.get("prevent_anon"))
-    anonymize = (config.enable_sitewide_anonymization_script and not prevent_anon
+    anonymize = (snap.anon_enabled and not prevent_anon
                  and getattr(receiver, "anonymization_enabled", True) is not False)
-    script = adapters.script_get(config.sitewide_anonymization_script) if anonymize else None
+    script = adapters.script_get(snap.anon_script) if anonymize else None
 
-    site_filter = None
-    if config.enable_sitewide_series_import_filter and config.sitewide_series_import_filter.strip():
-        site_filter = (config.sitewide_series_import_filter_mode, config.sitewide_series_import_filter)
-    extra = set(adapters.routing_tags())
+    site_filter = snap.site_filter
+    extra = set(adapters.routing_tags(receiver))
     if site_filter:
         extra.update(adapters.filter_header_tags(*site_filter))
 
@@ -191,7 +186,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
                            sop_uid=sop_uid)
 
     # 2. Project, subject and session.
-    routed = adapters.route(dataset=ds, params=params, receiver=receiver, resolve_project=_project_resolver(user))
+    routed = adapters.route(dataset=ds, params=params, receiver=receiver, resolve_project=_project_resolver(snap, user))
     project_id = routed.project or None
     subject = label_chars(routed.subject or "")
     label = label_chars(routed.session or "") or DEFAULT_SESSION_LABEL
@@ -214,13 +209,9 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
 
     # 3. Series import filters: the site's, then the project's.
     filters = [site_filter] if site_filter else []
-    if project_id is not None:
-        from xnatlite.models import Project
-
-        project = Project.objects.filter(pk=project_id).only(
-            "series_import_filter_enabled", "series_import_filter_mode", "series_import_filter").first()
-        if project and project.series_import_filter_enabled and project.series_import_filter.strip():
-            filters.append((project.series_import_filter_mode, project.series_import_filter))
+    project = snap.projects.get(project_id) if project_id is not None else None
+    if project is not None and project.filter_enabled and project.filter_text.strip():
+        filters.append((project.filter_mode, project.filter_text))
     mapped_modality = ""
     for mode, text in filters:
         accepted, reason, modality = adapters.filter_evaluate(mode=mode, text=text, dataset=ds)
@@ -348,6 +339,7 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
     now = timezone.now()
     old_path = None
     with transaction.atomic():
+        _relax_commit()
         session_id, session_rel = _session_touch(key=key, values=values, now=now)
         folder = storage.session_dir(session_rel)
         dest = folder / relative
@@ -358,11 +350,9 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
             storage.file_move_atomic(path, dest)
         try:
             row = dict(fields, scan_id=scan_id, relative_path=relative, size=size, received=now)
-            old_path = (PrearchiveFile.objects.filter(session_id=session_id, sop_instance_uid=sop_uid)
-                        .values_list("relative_path", flat=True).first())
-            if old_path is None:
-                PrearchiveFile.objects.create(session_id=session_id, sop_instance_uid=sop_uid, **row)
-            else:
+            if not _file_insert(session_id=session_id, sop_uid=sop_uid, row=row):
+                old_path = (PrearchiveFile.objects.filter(session_id=session_id, sop_instance_uid=sop_uid)
+                            .values_list("relative_path", flat=True).first())
                 PrearchiveFile.objects.filter(session_id=session_id, sop_instance_uid=sop_uid).update(**row)
         except BaseException:
             if old_path is None:
@@ -374,6 +364,40 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
     uri = f"/data/prearchive/projects/{key[0] or UNASSIGNED}/{timestamp}/{folder_name}"
     return IntakeResult(DUPLICATE if old_path is not None else STORED, session_id=session_id, uri=uri,
                         sop_instance_uid=sop_uid)
+
+
+def _relax_commit() -> None:
+    """PostgreSQL: don't wait for the WAL flush at commit (synchronous_commit=off, this transaction only).
+    A crash may lose the last fraction of a second of intake rows, never corrupt them; the files are
+    already in the tree by then, and reload_prearchive (or start-up reload) rebuilds rows from the tree.
+    Off with PREARCHIVE_SYNCHRONOUS_INTAKE = True."""
+    if connection.vendor != "postgresql" or getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+_INSERT_SQL: dict[str, tuple[str, list]] = {}
+
+
+def _file_insert(*, session_id: int, sop_uid: str, row: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING in one statement: True if the row is new, False if this SOP
+    instance was already in the session (the caller then replaces it)."""
+    vendor = connection.vendor
+    if vendor not in _INSERT_SQL:
+        fields = [f for f in PrearchiveFile._meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        sql = (f"INSERT INTO {quote(PrearchiveFile._meta.db_table)} ({columns}) VALUES ({marks}) "
+               f"ON CONFLICT ({quote('session_id')}, {quote('sop_instance_uid')}) DO NOTHING")
+        _INSERT_SQL[vendor] = (sql, fields)
+    sql, fields = _INSERT_SQL[vendor]
+    values = dict(row, session_id=session_id, sop_instance_uid=sop_uid)
+    params = [f.get_db_prep_save(values.get(f.attname, f.get_default()), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def _idle_countdown_on_commit(session_id: int) -> None:

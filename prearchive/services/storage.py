@@ -61,13 +61,19 @@ def bytes_write_atomic(dest: Path, data: bytes) -> None:
 def file_move_atomic(src: Path, dest: Path) -> None:
     """Move the caller's temporary file into place: a rename when on the same file system, else a copy to
     a temporary name beside ``dest`` and a rename. ``src`` is gone afterwards either way."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(src, dest)
+        try:
+            os.replace(src, dest)
+        except FileNotFoundError:
+            if not os.path.exists(src):
+                raise
+            dest.parent.mkdir(parents=True, exist_ok=True)  # first file of the scan folder
+            os.replace(src, dest)
         return
     except OSError as exc:
         if exc.errno != 18:  # EXDEV: another file system
             raise
+    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(dest)
     try:
         shutil.copyfile(src, tmp)

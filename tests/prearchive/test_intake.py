@@ -181,11 +181,29 @@ def test_a_hostile_series_number_cannot_climb_the_tree(site, tmp_path):
     assert PrearchiveFile.objects.get().scan_id not in ("..", ".")
 
 
-def test_a_10000_character_patient_comment_is_refused_clearly(site):
-    result = receive(make_dataset(PatientComments="Session:" + "A" * 10_000))
+def test_a_10000_character_patient_comment_is_handled_safely(site):
+    # Routing caps labels at 64 label characters (prearchive/routing.py); nothing longer reaches the tree.
+    result = receive(make_dataset(PatientComments="Session:" + "A" * 10_000 + " Subject:" + "/.." * 3000))
+    assert result.status == "stored"
+    session = PrearchiveSession.objects.get()
+    assert len(session.name) <= 64 and len(session.subject) <= 64 and "/" not in session.subject
+    assert all(len(p.name) <= 255 for p in root().rglob("*"))
+
+
+def test_an_overlong_label_from_routing_is_refused_clearly(site, monkeypatch):
+    from prearchive.services import adapters
+
+    real = adapters.route
+
+    def long_label(**kwargs):
+        routed = real(**kwargs)
+        return type(routed)(project=routed.project, subject=routed.subject, session="B" * 500,
+                            auto_archive=routed.auto_archive)
+
+    monkeypatch.setattr(adapters, "route", long_label)
+    result = receive(make_dataset())
     _rejected(result, "invalid_value")
-    assert "longer than 64" in result.reason
-    assert "AAAA" not in result.reason
+    assert "longer than 64" in result.reason and "BBBB" not in result.reason
 
 
 def test_a_bad_uid_is_rejected(site):

@@ -1,0 +1,205 @@
+"""manage.py bench_intake: intake throughput against a bare loop, and the memory of a 10,000-instance build.
+
+1. Writes a corpus of synthetic DICOM files (default 1,000: 10 studies x 5 series x 20 instances, 64x64).
+2. Bare loop: for each file, read the header (pydicom, stop_before_pixels) and copy the file.
+3. Intake: ``dicom_file_receive`` on a fresh temporary copy of each file (copies made before timing, as a
+   route would have written them), with ``prevent_anon`` so both sides do the same work; with
+   ``--with-anon`` also through the site-wide script, against a bare read/apply/write loop.
+4. Build: a synthetic session of N instance rows (default 10,000) built by the session builder; prints
+   tracemalloc's peak for the build and the process's peak RSS.
+Everything is made in a temporary prearchive root and removed afterwards, database rows included.
+"""
+from __future__ import annotations
+
+import resource
+import shutil
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from unittest import mock
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+
+def _dataset(*, size: int, study: str, series: str, series_number: int, instance: int, comments: str):
+    """A small synthetic MR instance with the usual patient and study header."""
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.Modality, ds.PatientName, ds.PatientID, ds.PatientBirthDate = "MR", "Bench^Patient", "BENCH01", "19700101"
+    ds.PatientComments = comments
+    ds.StudyDate, ds.StudyTime, ds.SeriesDate, ds.SeriesTime = "20240115", "101500", "20240115", "102000"
+    ds.StudyDescription, ds.SeriesDescription = "Bench", f"Series {series_number}"
+    ds.SeriesNumber, ds.InstanceNumber = series_number, instance
+    ds.Manufacturer, ds.ManufacturerModelName, ds.StationName = "ACME", "Imager 3T", "MR1"
+    ds.Rows = ds.Columns = size
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = (np.arange(size * size, dtype=np.uint16) % 4096).tobytes()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+class Command(BaseCommand):
+    help = "Benchmark intake (files/s vs a bare header-read + copy loop) and the memory of building a big session."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--files", type=int, default=1000)
+        parser.add_argument("--instances", type=int, default=10_000, help="instances in the build benchmark")
+        parser.add_argument("--size", type=int, default=64, help="rows and columns of each image")
+        parser.add_argument("--with-anon", action="store_true", help="also time intake through the site script")
+
+    def handle(self, *args, **opts):
+        work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+        old_root, old_tmp = settings.PREARCHIVE_ROOT, settings.UPLOAD_TMP_ROOT
+        settings.PREARCHIVE_ROOT, settings.UPLOAD_TMP_ROOT = work / "prearchive", work / "prearchive" / ".incoming"
+        Path(settings.UPLOAD_TMP_ROOT).mkdir(parents=True)
+        created: list[int] = []
+        try:
+            corpus = self._corpus(work / "corpus", opts["files"], opts["size"])
+            bare = self._bare(corpus, work / "bare")
+            rate, ids = self._intake(corpus, work, prevent_anon=True)
+            created += ids
+            self.stdout.write(f"corpus: {len(corpus)} files, {sum(p.stat().st_size for p in corpus) // 1024} KiB")
+            self.stdout.write(f"bare loop (header read + copy): {bare:.0f} files/s")
+            self.stdout.write(f"intake (header read, route, filters, place, rows): {rate:.0f} files/s")
+            self.stdout.write(f"intake / bare ratio: {rate / bare:.2f} (target >= 0.70)")
+            if opts["with_anon"]:
+                bare_anon = self._bare_anon(corpus, work / "bare-anon")
+                self._cleanup(created)
+                created = []
+                rate_anon, ids = self._intake(corpus, work, prevent_anon=False)
+                created += ids
+                self.stdout.write(f"bare loop (full read + default script + write): {bare_anon:.0f} files/s")
+                self.stdout.write(f"intake with the site-wide script: {rate_anon:.0f} files/s "
+                                  f"(ratio {rate_anon / bare_anon:.2f})")
+            self._cleanup(created)
+            created = []
+            peak, seconds = self._build(opts["instances"], created)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.stdout.write(f"build of a {opts['instances']}-instance session: {seconds:.2f} s, "
+                              f"peak traced memory {peak / 2**20:.1f} MiB (target < 300 MiB)")
+            self.stdout.write(f"process peak RSS: {rss:.0f} MiB")
+        finally:
+            self._cleanup(created)
+            settings.PREARCHIVE_ROOT, settings.UPLOAD_TMP_ROOT = old_root, old_tmp
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _corpus(self, folder: Path, count: int, size: int) -> list[Path]:
+        from pydicom.uid import generate_uid
+
+        paths = []
+        per_series, series_per_study = 20, 5
+        study = series = None
+        for i in range(count):
+            if i % (per_series * series_per_study) == 0:
+                study = generate_uid()
+            if i % per_series == 0:
+                series = generate_uid()
+            ds = _dataset(size=size, study=study, series=series,
+                          series_number=(i // per_series) % series_per_study + 1, instance=i % per_series + 1,
+                          comments=f"Subject:S{i // 100:03d} Session:S{i // 100:03d}_MR1")
+            path = folder / f"{i:06d}.dcm"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ds.save_as(path, enforce_file_format=True)
+            paths.append(path)
+        return paths
+
+    def _bare(self, corpus: list[Path], out: Path) -> float:
+        import pydicom
+
+        out.mkdir()
+        start = time.perf_counter()
+        for path in corpus:
+            pydicom.dcmread(path, stop_before_pixels=True)
+            shutil.copyfile(path, out / path.name)
+        return len(corpus) / (time.perf_counter() - start)
+
+    def _bare_anon(self, corpus: list[Path], out: Path) -> float:
+        import pydicom
+
+        from anonymization.services import script_compile
+        from xnatlite.defaults import DEFAULT_SITE_ANON_SCRIPT
+
+        script = script_compile(text=DEFAULT_SITE_ANON_SCRIPT)
+        out.mkdir()
+        start = time.perf_counter()
+        for path in corpus:
+            ds = pydicom.dcmread(path)
+            script.apply(ds, variables={"project": "P", "subject": "S", "session": "E"})
+            ds.save_as(out / path.name, enforce_file_format=True)
+        return len(corpus) / (time.perf_counter() - start)
+
+    def _intake(self, corpus: list[Path], work: Path, *, prevent_anon: bool) -> tuple[float, list[int]]:
+        from prearchive.services import intake
+
+        incoming = Path(settings.UPLOAD_TMP_ROOT)
+        staged = []
+        for path in corpus:
+            tmp = incoming / f"{path.name}.part"
+            shutil.copyfile(path, tmp)
+            staged.append(tmp)
+        intake._SESSION_HINTS.clear()
+        ids: set[int] = set()
+        # The per-session countdown needs a broker; the benchmark measures intake alone.
+        with mock.patch.object(intake, "_idle_countdown_on_commit", lambda session_id: None):
+            start = time.perf_counter()
+            for tmp in staged:
+                result = intake.dicom_file_receive(path=tmp, source="bench", prevent_anon=prevent_anon)
+                if not result.ok:
+                    raise SystemExit(f"intake refused a benchmark file: {result.reason}")
+                ids.add(result.session_id)
+            elapsed = time.perf_counter() - start
+        return len(staged) / elapsed, sorted(ids)
+
+    def _build(self, instances: int, created: list[int]) -> tuple[int, float]:
+        from pydicom.uid import generate_uid
+
+        from prearchive.models import PrearchiveFile, PrearchiveSession
+        from prearchive.services.builder import session_build
+
+        now = timezone.now()
+        study = generate_uid()
+        session = PrearchiveSession.objects.create(
+            tag=study, name="bench_build", folder_name=f"bench_{study[-20:]}", timestamp="20000101_000000000",
+            lastmod=now, uploaded=now, status=PrearchiveSession.Status.QUEUED_BUILDING, source="bench")
+        created.append(session.pk)
+        series_uids = [generate_uid() for _ in range(20)]
+        rows = []
+        for i in range(instances):
+            s = i % 20
+            rows.append(PrearchiveFile(
+                session=session, sop_instance_uid=generate_uid(), sop_class_uid="1.2.840.10008.5.1.4.1.1.4",
+                study_instance_uid=study, series_instance_uid=series_uids[s], series_number=str(s + 1),
+                scan_id=str(s + 1), relative_path=f"SCANS/{s + 1}/DICOM/{i}.dcm", size=9000, instance_number=i,
+                modality="MR", series_description="T1", series_date="20240101", series_time="101010",
+                study_date="20240101", study_time="101010", station_name="MR1", received=now))
+            if len(rows) == 2000:
+                PrearchiveFile.objects.bulk_create(rows)
+                rows = []
+        PrearchiveFile.objects.bulk_create(rows)
+        del rows
+        tracemalloc.start()
+        start = time.perf_counter()
+        status = session_build(session_id=session.pk)
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        if status != PrearchiveSession.Status.READY:
+            raise SystemExit(f"the benchmark session was not built: {status}")
+        return peak, seconds
+
+    def _cleanup(self, ids: list[int]) -> None:
+        from prearchive.models import PrearchiveSession
+
+        if ids:
+            PrearchiveSession.objects.filter(pk__in=ids).delete()
