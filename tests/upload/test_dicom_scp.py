@@ -157,3 +157,31 @@ def test_storescu_process_sends_one_session_over_concurrent_associations(service
     assert session.name == "CONC1"
     on_disk = list((service_env_root := __import__("pathlib").Path(service_env["PREARCHIVE_ROOT"])).rglob("*.dcm"))
     assert len(on_disk) == 40
+
+
+@pytest.mark.slow
+def test_run_dicom_scp_serves_the_admins_receivers_and_follows_changes(service_env, tmp_path):
+    default_port, gated_port, new_port = free_port(), free_port(), free_port()
+    DicomReceiver.objects.create(ae_title="GATED", port=gated_port, whitelist_enabled=True, whitelist="PACS")
+    receiver = Proc([sys.executable, "manage.py", "run_dicom_scp", "--port", str(default_port), "--ae-title",
+                     "XNATLITE", "--bind", "127.0.0.1", "--reload-interval", "0.3"], service_env,
+                    tmp_path / "scp.log").start()
+
+    def echo(port, called, calling="PACS"):
+        return subprocess.run(["/usr/bin/echoscu", "-aec", called, "-aet", calling, "127.0.0.1", str(port)],
+                              env=dict(os.environ, TCP_NODELAY="1"), capture_output=True, timeout=30).returncode
+
+    try:
+        receiver.wait_for(f"listening on 127.0.0.1:{gated_port}", timeout=60)
+        receiver.wait_for(f"listening on 127.0.0.1:{default_port}", timeout=10)
+        assert echo(default_port, "XNATLITE") == 0
+        assert echo(gated_port, "GATED") == 0
+        assert echo(gated_port, "GATED", calling="INTRUDER") != 0
+        DicomReceiver.objects.create(ae_title="LATER", port=new_port)
+        receiver.wait_for(f"listening on 127.0.0.1:{new_port}", timeout=10)
+        assert echo(new_port, "LATER") == 0
+        DicomReceiver.objects.filter(port=new_port).update(enabled=False)
+        receiver.wait_for(f"port {new_port} stopped", timeout=10)
+        assert echo(new_port, "LATER") != 0
+    finally:
+        receiver.stop()
