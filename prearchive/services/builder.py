@@ -44,11 +44,26 @@ MSG_ANON_FAILED = ("{count} file(s) were refused because the site-wide anonymiza
 
 def session_build(*, session_id: int, expected: tuple[str, ...] = (Status.QUEUED_BUILDING,)) -> str | None:
     """Claim the session from one of ``expected`` and build it. Returns the final status, or None when
-    the session was not in an expected status (someone else owns it)."""
-    claimed = PrearchiveSession.objects.filter(pk=session_id, status__in=expected).update(status=Status.BUILDING)
-    if not claimed:
-        return None
-    return _build(session_id=session_id)
+    the session was not in an expected status (someone else owns it).
+
+    The build holds the session's job lock (services/joblock.py) from before the claim to the end, so
+    "BUILDING and the lock is free" means the builder died, and services/recover.py queues the build again."""
+    from .joblock import job_lock
+
+    with job_lock("session", session_id) as got:
+        if not got:
+            return None
+        claimed = PrearchiveSession.objects.filter(pk=session_id, status__in=expected).update(
+            status=Status.BUILDING)
+        if not claimed:
+            return None
+        status = _build(session_id=session_id)
+    # After the lock is released: the archive job takes the same lock and would find it busy.
+    if status == Status.READY:
+        session = PrearchiveSession.objects.select_related("project").filter(pk=session_id).first()
+        if session is not None and auto_archive_wanted(session):
+            auto_archive_enqueue(session_id=session_id)
+    return status
 
 
 def session_build_claimed(*, session_id: int) -> str | None:
@@ -214,8 +229,6 @@ def _build(*, session_id: int) -> str | None:
         for child_id in session_separate(session_id=session_id):
             session_build(session_id=child_id)
         return Status.SEPARATING
-    if status == Status.READY and auto_archive_wanted(session):
-        auto_archive_enqueue(session_id=session_id)
     return status
 
 

@@ -63,7 +63,7 @@ def sessions_idle_claim(*, now=None, limit: int = SWEEP_BATCH) -> list[int]:
             return []
         claimed = list(PrearchiveSession.objects.filter(pk__in=ids, status=Status.RECEIVING, lastmod__lte=cutoff)
                        .values_list("pk", flat=True))
-        PrearchiveSession.objects.filter(pk__in=claimed).update(status=Status.QUEUED_BUILDING)
+        PrearchiveSession.objects.filter(pk__in=claimed).update(status=Status.QUEUED_BUILDING, lastmod=now)
         for pk in claimed:
             transaction.on_commit(partial(_enqueue_build, pk))
     logger.info("idle sweep queued %d session build(s)", len(claimed))
@@ -81,6 +81,10 @@ def sessions_idle_sweep() -> int:
         total += len(claimed)
         if len(claimed) < SWEEP_BATCH:
             break
+    # Jobs whose worker died or whose broker message was lost (Redis restarted): queued again.
+    from prearchive.services.recover import jobs_recover
+
+    jobs_recover(stale_after=float(getattr(settings, "PREARCHIVE_QUEUED_STALE_SECONDS", 300)))
     return total
 
 
