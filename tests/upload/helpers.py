@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import base64
-import io
-import os
 import tarfile
 import zipfile
 from pathlib import Path

@@ -6,9 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pydicom
 import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
@@ -150,12 +151,10 @@ def test_storescu_process_sends_one_session_over_concurrent_associations(service
         receiver.stop()
     session = PrearchiveSession.objects.get(tag=study)
     stored = set(PrearchiveFile.objects.filter(session=session).values_list("sop_instance_uid", flat=True))
-    import pydicom
-
     sent = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
     assert stored == sent
     assert session.name == "CONC1"
-    on_disk = list((service_env_root := __import__("pathlib").Path(service_env["PREARCHIVE_ROOT"])).rglob("*.dcm"))
+    on_disk = list(Path(service_env["PREARCHIVE_ROOT"]).rglob("*.dcm"))
     assert len(on_disk) == 40
 
 

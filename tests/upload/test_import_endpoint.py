@@ -5,7 +5,7 @@ import pytest
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
 from tests.dicom_factory import make_dataset, write_dataset
-from tests.upload.helpers import ADMIN, MEMBER, basic, leftovers, session_files, tgz_of, zip_of
+from tests.upload.helpers import MEMBER, basic, leftovers, session_files, tgz_of, zip_of
 
 URL = "/data/services/import"
 

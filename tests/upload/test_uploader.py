@@ -1,7 +1,6 @@
 """The compressed uploader: the page, the job endpoints, and the job run (service called directly)."""
 from __future__ import annotations
 
-import json
 
 import pytest
 from django.test import Client
