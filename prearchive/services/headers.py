@@ -6,6 +6,7 @@ data element, or that parsing ended at the end of the file) without reading the 
 """
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass
@@ -56,6 +57,11 @@ def _tag_list(names: Iterable[Any]) -> list[int]:
         except (ValueError, TypeError, OverflowError):
             continue
     return tags
+
+
+@functools.lru_cache(maxsize=64)
+def _wanted_tags(extra: tuple) -> list[int]:
+    return sorted(set(_tag_list(FILE_TAGS) + _tag_list(extra)))
 
 
 def _looks_like_raw_dataset(head: bytes) -> bool:
@@ -114,7 +120,7 @@ def header_read(path: Path, *, extra_tags: Iterable[Any] = (), full: bool = Fals
             if full:
                 ds = pydicom.dcmread(fp, force=force)
             else:
-                wanted = _tag_list(FILE_TAGS) + _tag_list(extra_tags)
+                wanted = _wanted_tags(tuple(sorted(extra_tags, key=str)))
                 ds = pydicom.dcmread(fp, force=force, stop_before_pixels=True, specific_tags=wanted)
                 end = fp.tell()
         except InvalidDicomError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
-from . import adapters, context, storage
+from . import adapters, context, fastpath, storage
 from .headers import Header, HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
 
 logger = logging.getLogger(__name__)
@@ -334,30 +335,62 @@ def _relative_dir(project_id: str | None, timestamp: str, folder: str) -> str:
     return f"{project_id}/{timestamp}/{folder}" if project_id else f"{timestamp}/{folder}"
 
 
+def _place(path: Path, data: bytes | None, dest: Path) -> None:
+    if data is not None:
+        storage.bytes_write_atomic(dest, data)
+        path.unlink(missing_ok=True)
+    else:
+        storage.file_move_atomic(path, dest)
+
+
 def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any], sop_uid: str, scan_id: str,
            relative: str, size: int, fields: dict[str, Any]) -> IntakeResult:
     now = timezone.now()
-    old_path = None
-    with transaction.atomic():
-        _relax_commit()
-        session_id, session_rel = _session_touch(key=key, values=values, now=now)
-        folder = storage.session_dir(session_rel)
-        dest = folder / relative
-        if data is not None:
-            storage.bytes_write_atomic(dest, data)
-            path.unlink(missing_ok=True)
-        else:
-            storage.file_move_atomic(path, dest)
+    row = dict(fields, scan_id=scan_id, relative_path=relative, size=size, received=now)
+    placed: Path | None = None
+    replacing = False
+    hint = _SESSION_HINTS.get(key)
+    if hint is not None and fastpath.available():
+        pk, timestamp, folder_name = hint
+        placed = storage.session_dir(_relative_dir(key[0], timestamp, folder_name)) / relative
+        replacing = placed.exists()
+        _place(path, data, placed)
         try:
-            row = dict(fields, scan_id=scan_id, relative_path=relative, size=size, received=now)
+            touched, inserted = fastpath.touch_and_insert(session_id=pk, key=key, timestamp=timestamp,
+                                                          folder=folder_name, now=now, sop_uid=sop_uid, row=row)
+        except BaseException:
+            if not replacing:  # no row will name it: never leave an orphan file
+                placed.unlink(missing_ok=True)
+            raise
+        if touched and inserted:
+            uri = f"/data/prearchive/projects/{key[0] or UNASSIGNED}/{timestamp}/{folder_name}"
+            return IntakeResult(STORED, session_id=pk, uri=uri, sop_instance_uid=sop_uid)
+    old_path = None
+    new_file: Path | None = placed if placed is not None and not replacing else None
+    try:
+        with transaction.atomic():
+            _relax_commit()
+            session_id, session_rel = _session_touch(key=key, values=values, now=now)
+            folder = storage.session_dir(session_rel)
+            dest = folder / relative
+            if placed is None:
+                if not dest.exists():
+                    new_file = dest
+                _place(path, data, dest)
+            elif placed != dest:  # the hinted folder was not the session's any more
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(placed, dest)
+                new_file = dest if new_file is not None else None
             if not _file_insert(session_id=session_id, sop_uid=sop_uid, row=row):
                 old_path = (PrearchiveFile.objects.filter(session_id=session_id, sop_instance_uid=sop_uid)
                             .values_list("relative_path", flat=True).first())
                 PrearchiveFile.objects.filter(session_id=session_id, sop_instance_uid=sop_uid).update(**row)
-        except BaseException:
-            if old_path is None:
-                dest.unlink(missing_ok=True)
-            raise
+    except BaseException:
+        # Also when COMMIT itself fails (the database went away): a file no committed row names would be
+        # an orphan. (If the commit did land, the sender, told to retry, replaces it.)
+        if new_file is not None and old_path is None:
+            new_file.unlink(missing_ok=True)
+        raise
     if old_path is not None and old_path != relative:  # the earlier copy sat in another scan folder
         (folder / old_path).unlink(missing_ok=True)
     timestamp, folder_name = session_rel.rsplit("/", 2)[-2:]

@@ -1,0 +1,65 @@
+"""PostgreSQL fast path of intake: bump the session and insert the file row in ONE round trip.
+
+For the common case (a file for a session this process has seen, still RECEIVING) intake sends
+``SET LOCAL synchronous_commit TO OFF; WITH s AS (UPDATE session ... RETURNING id), ins AS (INSERT file ...
+SELECT FROM s ON CONFLICT DO NOTHING RETURNING 1) SELECT count(s), count(ins)`` as one simple-query message:
+PostgreSQL runs it as one implicit transaction, so the row lock, the conditions of the conditional UPDATE
+(pk, key, folder, status) and the insert are atomic exactly as in the general path. Any other outcome
+(session gone, moved, building, ready; duplicate instance) goes back to the general path.
+Used only in autocommit (never inside a caller's transaction, whose commit it would otherwise relax).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+
+_SQL: str | None = None
+_FIELDS: list = []
+
+
+def available() -> bool:
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _build_sql() -> str:
+    global _SQL, _FIELDS
+    q = connection.ops.quote_name
+    s_table, f_table = q(PrearchiveSession._meta.db_table), q(PrearchiveFile._meta.db_table)
+    _FIELDS = [f for f in PrearchiveFile._meta.concrete_fields if not f.primary_key and f.attname != "session_id"]
+    columns = ", ".join([q("session_id")] + [q(f.column) for f in _FIELDS])
+    marks = ", ".join(["%s"] * len(_FIELDS))
+    receiving = ", ".join(f"'{s}'" for s in PrearchiveSession.RECEIVING_STATUSES)
+    _SQL = (
+        f"WITH s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {q('id')} = %s "
+        f"AND {q('project_id')} IS NOT DISTINCT FROM %s AND {q('tag')} = %s AND {q('name')} = %s "
+        f"AND {q('timestamp')} = %s AND {q('folder_name')} = %s AND {q('status')} IN ({receiving}) "
+        f"RETURNING {q('id')}), "
+        f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, {marks} FROM s "
+        f"ON CONFLICT ({q('session_id')}, {q('sop_instance_uid')}) DO NOTHING RETURNING 1) "
+        f"SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins)"
+    )
+    return _SQL
+
+
+def touch_and_insert(*, session_id: int, key: tuple, timestamp: str, folder: str, now: datetime, sop_uid: str,
+                     row: dict[str, Any]) -> tuple[bool, bool]:
+    """(session touched, file row inserted)."""
+    sql = _SQL or _build_sql()
+    project_id, tag, name = key
+    values = dict(row, sop_instance_uid=sop_uid)
+    params: list[Any] = [now, session_id, project_id, tag, name, timestamp, folder]
+    params += [f.get_db_prep_save(values.get(f.attname, f.get_default()), connection) for f in _FIELDS]
+    relax = not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False)
+    with connection.cursor() as cursor:
+        if relax:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF; " + sql, params)
+            cursor.cursor.nextset()
+        else:
+            cursor.execute(sql, params)
+        touched, inserted = cursor.fetchone()
+    return bool(touched), bool(inserted)
