@@ -34,7 +34,7 @@ def session_row(s: PrearchiveSession) -> dict[str, Any]:
         "project": s.project_label, "timestamp": s.timestamp, "lastmod": _dt(s.lastmod),
         "uploaded": _dt(s.uploaded), "scan_date": s.scan_date.isoformat() if s.scan_date else "",
         "scan_time": s.scan_time.isoformat() if s.scan_time else "", "subject": s.subject,
-        "folderName": s.folder_name, "name": s.name, "tag": s.tag, "status": s.status, "url": s.uri,
+        "folderName": s.folder_name, "name": s.name, "tag": s.tag, "status": s.status, "url": s.uri[len("/data"):],
         "autoarchive": "" if s.autoarchive is None else str(s.autoarchive),
         "prevent_anon": str(s.prevent_anon).lower(), "prevent_auto_commit": str(s.prevent_auto_commit).lower(),
         "SOURCE": s.source, "VISIT": s.visit, "PROTOCOL": s.protocol, "TIMEZONE": s.timezone,

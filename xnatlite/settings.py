@@ -142,6 +142,8 @@ UPLOAD_TMP_ROOT = env.path("UPLOAD_TMP_ROOT", default=Path(str(PREARCHIVE_ROOT))
 
 DICOM_AE_TITLE = env.str("DICOM_AE_TITLE", default="XNATLITE")
 DICOM_PORT = env.int("DICOM_PORT", default=8104)
+# The receiver listens on loopback unless told otherwise; set 0.0.0.0 where scanners must reach it.
+DICOM_BIND_ADDRESS = env.str("DICOM_BIND_ADDRESS", default="127.0.0.1")
 
 # The JSESSIONID token of POST /data/JSESSION lives as long as an idle Django session.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
