@@ -23,6 +23,7 @@ from prearchive.services.move import MoveError, session_move, session_move_reque
 from prearchive.services.rebuild import RebuildError, session_rebuild_request
 from xnatlite import permissions, rest
 from xnatlite.auth import forbidden, xnat_api
+from xnatlite.models import Project
 
 Status = PrearchiveSession.Status
 SRC_RE = re.compile(r"^(?:/data|/REST)?/prearchive/projects/(?P<p>[^/]+)/(?P<ts>[^/]+)/(?P<folder>[^/?]+)/?$")
@@ -228,6 +229,8 @@ def services_archive(request: HttpRequest) -> HttpResponse:
     project = _one(params, "project") or (dest["p"] if dest else "") or session.project_id or ""
     subject = _one(params, "subject_ID", "subject") or (dest["s"] if dest and dest["s"] else "")
     label = _one(params, "label", "session") or (dest["e"] if dest and dest["e"] else "")
+    if project and not Project.objects.filter(pk=project).exists():
+        return rest.not_found("unable to identify destination project")
     if project and not permissions.can_upload(request.user, project):
         return forbidden("You may not archive into that project.")
     quarantine = _one(params, "quarantine")

@@ -97,5 +97,9 @@ def session_delete(*, session_id: int) -> str:
                 base.parent.rmdir()
             except OSError:
                 pass
+        else:  # files arrived meanwhile: they stay, and the idle checker builds the session again
+            from prearchive.services.archive import _schedule_idle
+
+            _schedule_idle(session_id)
         logger.info("prearchive session %s: %s (%d file(s))", session_id, outcome, len(rows))
         return outcome

@@ -181,3 +181,17 @@ def test_site_anon_script_paths(admin_user, member, site):
     bad = client.put("/xapi/anonymize/site", data="(0010,0010 := x", content_type="text/plain")
     assert bad.status_code == 400 and bad.content.decode()[:3].rstrip(":").split(":")[0].isdigit()
     assert client_for(member).put("/xapi/anonymize/site", data="", content_type="text/plain").status_code == 403
+
+
+def test_get_on_the_session_path_is_the_intake_view(project, member, site):
+    session = ready_session(project="PROJ1")
+    response = client_for(member).get(session.uri + "?format=json")
+    assert response.status_code == 200
+    assert response.json()["ResultSet"]["Result"][0]["name"] == session.name
+
+
+def test_services_archive_to_an_unknown_project_is_404(project, admin_user, site):
+    session = ready_session(project="PROJ1")
+    response = client_for(admin_user).post("/data/services/archive", {"src": session.uri, "project": "NOPE"})
+    assert response.status_code == 404
+    assert PrearchiveSession.objects.get(pk=session.pk).status == S.READY
