@@ -213,7 +213,11 @@ def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, o
                    if target.overwrite == "append" else {})
         tree.marker_write(dirs.partial, {"op": op, "renames": renames, "overwrite": target.overwrite})
     renames = (tree.marker_read(dirs.partial) or {}).get("renames", {})
-    script = _project_script(target.project_id)
+    # The uploader already applied the site and project scripts (prevent_anon, as XNAT's Desktop Client
+    # does; seed 003: not repeated server side). Only a change of labels at archive time re-runs it.
+    client_anonymized = session.prevent_anon and (target.project_id, target.subject, target.label) == (
+        session.project_id, session.subject, session.name)
+    script = None if client_anonymized else _project_script(target.project_id)
     variables = {"project": target.project_id, "subject": target.subject, "session": target.label,
                  "modalityLabel": _modality_label(session)}
     run = _run_context()

@@ -39,6 +39,7 @@ RULES: dict[str, tuple[int, ...]] = {
     "data/config/anon/script": (401, 200, 200, 200, 200, 200),
     "data/config/projects/{project_id}/applet/{name}": (401, 404, 200, 200, 200, 200),
     "data/prearchive": (401, 200, 200, 200, 200, 200),
+    "data/prearchive/projects": (401, 200, 200, 200, 200, 200),
     "data/prearchive/projects/{projects}": (401, 200, 200, 200, 200, 200),
     "data/prearchive/projects/{project}/{timestamp}/{folder}": (401, 404, 404, 200, 200, 200),
     "data/projects": (401, 200, 200, 200, 200, 200),
@@ -216,7 +217,8 @@ def test_roles_by_url(world, client, admin_user, owner, member, collaborator, ou
     # Listings answer 200 to everyone signed in, but show only what the caller may see.
     for role in ("outsider", "collaborator"):
         client.force_login(users[role])
-        for listing in ("/data/prearchive", "/data/prearchive/projects/PROJ1", "/prearchive/"):
+        for listing in ("/data/prearchive", "/data/prearchive/projects", "/data/prearchive/projects/PROJ1",
+                        "/prearchive/"):
             assert "PRE1" not in client.get(listing).content.decode(), (role, listing)
         assert "PROJ1" not in client.get("/data/projects").content.decode() or role == "collaborator"
     client.force_login(users["member"])
