@@ -142,6 +142,8 @@ UPLOAD_TMP_ROOT = env.path("UPLOAD_TMP_ROOT", default=Path(str(PREARCHIVE_ROOT))
 
 DICOM_AE_TITLE = env.str("DICOM_AE_TITLE", default="XNATLITE")
 DICOM_PORT = env.int("DICOM_PORT", default=8104)
+# Session Idle Time is in minutes (XNAT); tests shorten the unit to run the idle checker in seconds.
+PREARCHIVE_IDLE_UNIT_SECONDS = env.int("PREARCHIVE_IDLE_UNIT_SECONDS", default=60)
 # The receiver listens on loopback unless told otherwise; set 0.0.0.0 where scanners must reach it.
 DICOM_BIND_ADDRESS = env.str("DICOM_BIND_ADDRESS", default="127.0.0.1")
 
