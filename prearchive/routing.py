@@ -17,7 +17,9 @@ pass  Project                                      Subject               Session
 
 A project value counts only when ``resolve_project`` (the caller's lookup of IDs and aliases the user may
 use) returns a project ID for it; otherwise the next pass is tried. Subject and session values are label-
-sanitised (every character outside ``[A-Za-z0-9_-]`` becomes ``_``, at most 64 characters). ``AA`` values
+sanitised (every character outside ``[A-Za-z0-9_-]`` becomes ``_``); a label is never cut short, since two
+sessions whose labels differ only past the cut would merge: intake refuses labels over 64 characters with a
+clear reason (values are bounded at ``MAX_LABEL_SCAN`` characters here, only to bound the work). ``AA`` values
 are ``t``/``true`` (True) or ``f``/``false`` (False), case-insensitive; anything else is no value. XNAT's
 site-wide custom rules (``/data/config/dicom/projectRules``) and the legacy rules file are not part of this.
 
@@ -50,6 +52,7 @@ from pydicom.sequence import Sequence
 
 DEFAULT_SESSION = "dicom_upload"
 MAX_LABEL = 64
+MAX_LABEL_SCAN = 4096
 MAX_PROJECT_CANDIDATE = 255  # longer values are never project IDs or aliases: skip the lookup
 MAX_SCAN_CHARS = 65_536  # header text examined per value (DICOM's LT is at most 10,240)
 
@@ -249,13 +252,14 @@ def extract_assignment(text: str, key: str) -> str | None:
 
 
 def label_sanitize(value: str | None) -> str | None:
-    """XNAT's ``Labels.toLabelChars`` plus a 64-character cap; None for a blank value."""
+    """XNAT's ``Labels.toLabelChars``; None for a blank value. Not truncated to MAX_LABEL (intake refuses
+    longer labels); values longer than MAX_LABEL_SCAN are cut there only to bound the work."""
     if value is None:
         return None
     value = value.strip()
     if not value:
         return None
-    return _LABEL_BAD.sub("_", value[:MAX_LABEL])
+    return _LABEL_BAD.sub("_", value[:MAX_LABEL_SCAN])
 
 
 def parse_auto_archive(value: str | None) -> bool | None:

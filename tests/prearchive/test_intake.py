@@ -181,13 +181,20 @@ def test_a_hostile_series_number_cannot_climb_the_tree(site, tmp_path):
     assert PrearchiveFile.objects.get().scan_id not in ("..", ".")
 
 
-def test_a_10000_character_patient_comment_is_handled_safely(site):
-    # Routing caps labels at 64 label characters (prearchive/routing.py); nothing longer reaches the tree.
+def test_a_10000_character_patient_comment_is_refused_clearly(site):
+    # A label is never cut short (two sessions could merge): an overlong one is a counted, clear refusal.
     result = receive(make_dataset(PatientComments="Session:" + "A" * 10_000 + " Subject:" + "/.." * 3000))
+    _rejected(result, "invalid_value")
+    assert "longer than 64" in result.reason and "AAAA" not in result.reason
+    assert not PrearchiveFile.objects.exists()
+    assert not any(p.is_file() for p in root().rglob("*"))
+
+
+def test_path_separators_in_labels_become_label_characters(site):
+    result = receive(make_dataset(PatientComments="Subject:a/../b Session:x\\y"))
     assert result.status == "stored"
     session = PrearchiveSession.objects.get()
-    assert len(session.name) <= 64 and len(session.subject) <= 64 and "/" not in session.subject
-    assert all(len(p.name) <= 255 for p in root().rglob("*"))
+    assert "/" not in session.subject and "\\" not in session.name and ".." not in session.subject
 
 
 def test_an_overlong_label_from_routing_is_refused_clearly(site, monkeypatch):
