@@ -193,6 +193,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"pynetdicom": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
 }
+# pydicom/pynetdicom quote header values (possibly PHI) in warnings: redacted in every process.
+from xnatlite.logredact import install as _redact_library_logs  # noqa: E402
+
+_redact_library_logs()
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
