@@ -8,13 +8,10 @@ script's reject); otherwise a failure status, so the sender keeps the file and c
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -73,19 +70,6 @@ def _status_for(result) -> int:
     return PROCESSING_FAILURE
 
 
-def _temp_file(data: bytes) -> Path:
-    tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="scp-", suffix=".dcm", dir=tmp_root)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
 _local = threading.local()
 CONNECTION_CHECK_SECONDS = 1.0
 
@@ -111,14 +95,10 @@ def handle_store(event, config: ReceiverConfig) -> int:
     except Exception:  # noqa: BLE001 - a dataset pynetdicom cannot hand over
         logger.warning("C-STORE: the dataset could not be read from the association")
         return CANNOT_UNDERSTAND
-    try:
-        path = _temp_file(data)
-    except OSError as exc:
-        logger.error("C-STORE: could not write a temporary file (errno %s)", exc.errno)
-        return OUT_OF_RESOURCES
     assoc = event.assoc
     try:
-        result = dicom_file_receive(path=path, source="dicom", calling_aet=assoc.requestor.ae_title.strip(),
+        # The bytes go straight to intake: written once, at their final place, never read back from disk.
+        result = dicom_file_receive(data=data, source="dicom", calling_aet=assoc.requestor.ae_title.strip(),
                                     called_aet=assoc.acceptor.ae_title.strip(), receiver=config.receiver)
     except IntakeError:
         _local.checked = 0.0  # check the connection again before the next file
@@ -126,8 +106,6 @@ def handle_store(event, config: ReceiverConfig) -> int:
     except Exception:  # noqa: BLE001 - never report Success for a file that is not stored
         logger.exception("C-STORE: intake failed")
         return PROCESSING_FAILURE
-    finally:
-        path.unlink(missing_ok=True)
     return _status_for(result)
 
 

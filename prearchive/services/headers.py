@@ -7,6 +7,7 @@ data element, or that parsing ended at the end of the file) without reading the 
 from __future__ import annotations
 
 import functools
+import io
 import re
 import struct
 from dataclasses import dataclass
@@ -103,12 +104,14 @@ def _check_pixel_element(fp, size: int, little: bool, implicit: bool) -> None:
         )
 
 
-def header_read(path: Path, *, extra_tags: Iterable[Any] = (), full: bool = False) -> Header:
-    """Read what intake needs from ``path``. ``full`` reads the whole dataset (for anonymization)."""
-    size = path.stat().st_size
+def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool = False,
+                raw: bytes | None = None) -> Header:
+    """Read what intake needs from ``path`` (or from ``raw``, the file's bytes already in memory, as the
+    DICOM receiver has them). ``full`` reads the whole dataset (for anonymization)."""
+    size = len(raw) if raw is not None else path.stat().st_size
     if size < 8:
         raise HeaderError("not_dicom", "The file is too short to be DICOM.")
-    with open(path, "rb") as fp:
+    with (io.BytesIO(raw) if raw is not None else open(path, "rb")) as fp:
         preamble = fp.read(132)
         force = False
         if len(preamble) < 132 or preamble[128:132] != b"DICM":

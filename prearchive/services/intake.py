@@ -87,15 +87,26 @@ def _hint_put(key: tuple, value: tuple[int, str, str]) -> None:
         _SESSION_HINTS.popitem(last=False)
 
 
-def dicom_file_receive(*, path: Path, source: str, params: dict[str, str] | None = None, calling_aet: str = "",
-                       called_aet: str = "", receiver=None, prevent_anon: bool = False,
-                       user=None) -> IntakeResult:
+# Stands for "no temporary file" when the caller hands over bytes; unlinking it is a no-op.
+_NO_FILE = Path("/nonexistent/xnatlite-no-temporary-file")
+
+
+def dicom_file_receive(*, path: Path | None = None, source: str, params: dict[str, str] | None = None,
+                       calling_aet: str = "", called_aet: str = "", receiver=None, prevent_anon: bool = False,
+                       user=None, data: bytes | None = None) -> IntakeResult:
     """Take in one DICOM file (see the module docstring). ``params`` are the route's request parameters
-    (PROJECT_ID, SUBJECT_ID, EXPT_LABEL, AA, VISIT, SOURCE, prevent_auto_commit, ...)."""
-    path = Path(path)
+    (PROJECT_ID, SUBJECT_ID, EXPT_LABEL, AA, VISIT, SOURCE, prevent_auto_commit, ...).
+
+    The file is either a temporary file at ``path`` (intake moves it into place or deletes it) or, from
+    the DICOM receiver, its bytes in ``data``: then nothing is written before the file's final place and
+    nothing is read back from disk."""
+    if (path is None) == (data is None):
+        raise TypeError("dicom_file_receive takes a path or data, not both")
+    path = Path(path) if path is not None else _NO_FILE
     try:
         return _receive(path=path, source=source or "", params=dict(params or {}), calling_aet=calling_aet,
-                        called_aet=called_aet, receiver=receiver, prevent_anon=prevent_anon, user=user)
+                        called_aet=called_aet, receiver=receiver, prevent_anon=prevent_anon, user=user,
+                        raw=data)
     except adapters.ScriptCompileError as exc:
         logger.error("intake refused: the site-wide anonymization script does not compile")
         raise IntakeError(MSG_SCRIPT_BROKEN.format(detail=exc)) from None
@@ -160,7 +171,7 @@ def _auto_archive_code(value: Any) -> int | None:
 
 
 def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: str, called_aet: str, receiver,
-             prevent_anon: bool, user) -> IntakeResult:
+             prevent_anon: bool, user, raw: bytes | None = None) -> IntakeResult:
     snap = context.snapshot()
     prevent_anon = prevent_anon or _truthy(params.get("prevent_anon"))
     anonymize = (snap.anon_enabled and not prevent_anon
@@ -174,7 +185,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
 
     # 1. The header (all of the file when the site script will run on it).
     try:
-        header = header_read(path, extra_tags=extra, full=anonymize)
+        header = header_read(None if raw is not None else path, extra_tags=extra, full=anonymize, raw=raw)
         ds = header.dataset
         study_uid, sop_uid = uid(ds, "StudyInstanceUID"), uid(ds, "SOPInstanceUID")
         series_uid = uid(ds, "SeriesInstanceUID")
@@ -225,7 +236,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         mapped_modality = modality or mapped_modality
 
     # 4. The site-wide anonymization script (fail closed).
-    data: bytes | None = None
+    data: bytes | None = raw  # bytes to write (from the receiver, or as the script left them); None: move path
     if script is not None:
         variables = {"project": project_id or UNASSIGNED, "subject": subject, "session": label,
                      "modalityLabel": mapped_modality or str(ds.get("Modality", "") or "")}

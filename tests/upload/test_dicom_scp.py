@@ -96,7 +96,7 @@ def test_intake_fault_is_out_of_resources_never_success(scp, monkeypatch):
     from prearchive.services import intake
 
     def broken(**kwargs):
-        kwargs["path"].unlink()
+        assert kwargs["data"][128:132] == b"DICM"  # the receiver hands over the bytes, no temporary file
         raise intake.IntakeError("disk full")
 
     monkeypatch.setattr(intake, "dicom_file_receive", broken)
