@@ -91,6 +91,11 @@ class PrearchiveSession(models.Model):
     separated_from = models.CharField(
         max_length=255, blank=True, help_text="The prearchive URI of the PET-MR session this was split from."
     )
+    overwrite = models.CharField(
+        max_length=8, blank=True,
+        help_text="The import's overwrite parameter (append or delete) for its auto-archive; empty: the "
+        "project's prearchive code decides.",
+    )
 
     class Meta:
         ordering = ["-lastmod"]

@@ -68,6 +68,8 @@ def _enqueue(session_id: int) -> None:
 
 
 def _default_overwrite(session: PrearchiveSession) -> str:
+    if session.overwrite:  # the import asked for it (overwrite=append|delete)
+        return session.overwrite
     code = session.autoarchive
     if code is None and session.project_id:
         code = Project.objects.filter(pk=session.project_id).values_list("prearchive_code", flat=True).first()

@@ -151,6 +151,12 @@ def _project_resolver(snap, user):
     return resolve
 
 
+def _overwrite_param(value: Any) -> str:
+    """XNAT's import ``overwrite``: append or delete; anything else (none, blank) leaves it to the project."""
+    value = str(value or "").strip().lower()
+    return value if value in ("append", "delete") else ""
+
+
 def _truthy(value: Any) -> bool:
     return str(value or "").strip().lower() in ("true", "t", "1", "yes")
 
@@ -216,6 +222,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         "source": (params.get("SOURCE") or source)[:64], "visit": label_chars(params.get("VISIT", ""))[:64],
         "protocol": label_chars(params.get("PROTOCOL", ""))[:64], "timezone": params.get("TIMEZONE", "")[:64],
         "calling_aet": (calling_aet or "")[:16], "called_aet": (called_aet or "")[:16],
+        "overwrite": _overwrite_param(params.get("overwrite")),
     }
     key = (project_id, study_uid, label)
 
