@@ -31,7 +31,7 @@ from prearchive.models import PrearchiveFile, PrearchiveSession
 from prearchive.services import archive_tree as tree
 from prearchive.services.archive_record import session_record
 from prearchive.services.conflicts import ScanKey, overwrite_normalize, scan_renames, session_conflicts
-from prearchive.services.jobfile import job_read, job_remove, job_write, session_dir
+from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
 from xnatlite.models import ImageSession, Project
 
@@ -134,13 +134,9 @@ def session_archive(*, session_id: int) -> str:
     with job_lock("session", session_id) as got:
         if not got:
             return "busy"
-        session = PrearchiveSession.objects.filter(pk=session_id).first()
+        session = session_claim(session_id=session_id, queued=Status.QUEUED_ARCHIVING, running=Status.ARCHIVING)
         if session is None:
             return "skipped"
-        if session.status == Status.QUEUED_ARCHIVING:
-            PrearchiveSession.objects.filter(pk=session_id, status=Status.QUEUED_ARCHIVING).update(
-                status=Status.ARCHIVING, lastmod=timezone.now())
-            session.refresh_from_db()
         if session.status == Status.RECEIVING_INTERRUPT and job_read(session) is not None:
             return _interrupted(session, None)
         if session.status != Status.ARCHIVING:

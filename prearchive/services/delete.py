@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
-from prearchive.services.jobfile import job_read, job_remove, job_write, session_dir
+from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
 from xnatlite.services import audit_record
 
@@ -48,13 +48,9 @@ def session_delete(*, session_id: int) -> str:
     with job_lock("session", session_id) as got:
         if not got:
             return "busy"
-        session = PrearchiveSession.objects.filter(pk=session_id).first()
+        session = session_claim(session_id=session_id, queued=Status.QUEUED_DELETING, running=Status.DELETING)
         if session is None:
             return "skipped"
-        if session.status == Status.QUEUED_DELETING:
-            PrearchiveSession.objects.filter(pk=session_id, status=Status.QUEUED_DELETING).update(
-                status=Status.DELETING, lastmod=timezone.now())
-            session.refresh_from_db()
         job = job_read(session) or {}
         if session.status == Status.RECEIVING_INTERRUPT and job.get("op") == "delete":
             PrearchiveSession.objects.filter(pk=session_id, status=Status.RECEIVING_INTERRUPT).update(

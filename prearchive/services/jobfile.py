@@ -63,3 +63,18 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def session_claim(*, session_id: int, queued: str, running: str):
+    """The session a job is about to work on, with a QUEUED_<x> status claimed as <x> by a conditional
+    update (a second worker finds it already claimed). None when the session is gone."""
+    from django.utils import timezone
+
+    from prearchive.models import PrearchiveSession
+
+    session = PrearchiveSession.objects.filter(pk=session_id).first()
+    if session is not None and session.status == queued:
+        PrearchiveSession.objects.filter(pk=session_id, status=queued).update(status=running,
+                                                                              lastmod=timezone.now())
+        session.refresh_from_db()
+    return session

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveSession
-from prearchive.services.jobfile import job_read, job_remove, job_write, session_dir
+from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
 from xnatlite.models import Project
 from xnatlite.services import audit_record
@@ -87,13 +87,9 @@ def session_move(*, session_id: int) -> str:
     with job_lock("session", session_id) as got:
         if not got:
             return "busy"
-        session = PrearchiveSession.objects.filter(pk=session_id).first()
+        session = session_claim(session_id=session_id, queued=Status.QUEUED_MOVING, running=Status.MOVING)
         if session is None:
             return "skipped"
-        if session.status == Status.QUEUED_MOVING:
-            PrearchiveSession.objects.filter(pk=session_id, status=Status.QUEUED_MOVING).update(
-                status=Status.MOVING, lastmod=timezone.now())
-            session.refresh_from_db()
         job = job_read(session) or {}
         new_project = job.get("project")
         if session.status == Status.RECEIVING_INTERRUPT and job.get("op") == "move":
