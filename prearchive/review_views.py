@@ -89,18 +89,8 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     done, failed = 0, []
     for session in sessions:
         try:
-            if action == "rebuild":
-                session_rebuild_request(session=session, actor=actor)
-            elif action == "delete":
-                session_delete_request(session=session, actor=actor)
-            elif action == "archive":
-                session_archive_request(session=session, actor=actor)
-            elif action == "move":
-                new_project = request.POST.get("new_project", "")
-                if not permissions.can_review_prearchive(request.user, new_project or None):
-                    raise MoveError("You may not move sessions into that project.")
-                session_move_request(session=session, new_project=new_project, actor=actor)
-            else:
+            if not _request_action(request=request, session=session, action=action, actor=actor,
+                                   allowed=("rebuild", "delete", "archive", "move")):
                 messages.error(request, "Choose an action.")
                 return redirect("prearchive-list")
             done += 1
@@ -224,16 +214,8 @@ def session_action(request: HttpRequest, pk: int) -> HttpResponse:
     action = request.POST.get("action", "")
     actor = request.user.get_username()
     try:
-        if action == "rebuild":
-            session_rebuild_request(session=session, actor=actor)
-        elif action == "delete":
-            session_delete_request(session=session, actor=actor)
-        elif action == "move":
-            new_project = request.POST.get("new_project", "")
-            if not permissions.can_review_prearchive(request.user, new_project or None):
-                raise MoveError("You may not move sessions into that project.")
-            session_move_request(session=session, new_project=new_project, actor=actor)
-        else:
+        if not _request_action(request=request, session=session, action=action, actor=actor,
+                               allowed=("rebuild", "delete", "move")):
             messages.error(request, "Unknown action.")
             return redirect("prearchive-session", pk=pk)
     except ACTION_ERRORS as exc:
@@ -280,3 +262,21 @@ def session_archive_form(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Archive queued.")
             return redirect("prearchive-session", pk=pk)
     return render(request, "prearchive/archive_form.html", {"s": session, "form": form})
+
+
+def _request_action(*, request: HttpRequest, session, action: str, actor: str, allowed: tuple[str, ...]) -> bool:
+    """Queue one review action on ``session``; False for an action not in ``allowed``. Raises ACTION_ERRORS."""
+    if action not in allowed:
+        return False
+    if action == "rebuild":
+        session_rebuild_request(session=session, actor=actor)
+    elif action == "delete":
+        session_delete_request(session=session, actor=actor)
+    elif action == "archive":
+        session_archive_request(session=session, actor=actor)
+    elif action == "move":
+        new_project = request.POST.get("new_project", "")
+        if not permissions.can_review_prearchive(request.user, new_project or None):
+            raise MoveError("You may not move sessions into that project.")
+        session_move_request(session=session, new_project=new_project, actor=actor)
+    return True
