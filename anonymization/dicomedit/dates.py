@@ -84,3 +84,45 @@ def shift_by_vr(value: str, vr: str, seconds: int) -> str:
     if vr == "TM":
         return shift_time(value, seconds)
     raise ScriptRuntimeFault(f"element has VR {vr}, not DA, DT or TM")
+
+
+def midpoint_seconds(value: str | None) -> int | None:
+    """A DA/DT value as seconds since 0001-01-01 UTC at the middle of the period it names, the way
+    DicomEdit's MidPointDateTimeFactory reads it (None if empty or not a date):
+
+    a year alone is 1 July 00:00; a month alone is its middle day (days // 2 + 1) at 00:00, or 12:00
+    when the month has an odd number of days; a day alone is 12:00; an hour alone is hh:30:00; a
+    minute alone is hh:mm:30. The fraction is ignored; an offset counts by its digits only (its sign
+    is dropped, as DicomEdit does).
+    """
+    if not value:
+        return None
+    m = _DT.match(value.strip())
+    if not m:
+        return None
+    year_s, month_s, day_s, hour_s, minute_s, second_s, _frac, tz = m.groups()
+    year = int(year_s)
+    month = int(month_s) if month_s else 7
+    if not 1 <= month <= 12 or year < 1:
+        return None
+    month_days = calendar.monthrange(year, month)[1]
+    if day_s:
+        day = int(day_s)
+    else:
+        day = month_days // 2 + 1 if month_s else 1
+    if hour_s:
+        hour = int(hour_s)
+    elif day_s:
+        hour = 12
+    elif month_s:
+        hour = 0 if month_days % 2 == 0 else 12
+    else:
+        hour = 0
+    minute = int(minute_s) if minute_s else (30 if hour_s else 0)
+    second = int(second_s) if second_s else (30 if minute_s else 0)
+    try:
+        dt = datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    offset = int(tz[1:3]) * 3600 + int(tz[3:5]) * 60 if tz else 0
+    return (dt - datetime(1, 1, 1)) // timedelta(seconds=1) - offset

@@ -1,6 +1,7 @@
 """Built-in functions that change the dataset (tag-path driven)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from .context import Ctx
-from .dates import shift_by_vr, shift_date, shift_datetime
+from .dates import midpoint_seconds, shift_by_vr, shift_date, shift_datetime
 from .errors import ScriptRuntimeFault
 from .functions import VOID, to_paths, to_str
 from .tagpath import TagPath, sequences_of
@@ -237,4 +238,57 @@ def f_blank_values(ctx: Ctx, a: list[Any]) -> Any:
         s = element_string(container, tag)
         if s is not None and s.strip() in wanted:
             blank_element(container, tag)
+    return VOID
+
+
+# -- scalePatientAgeAndDobFromStudyDate ----------------------------------------------------------
+_PATIENT_AGE = 0x00101010
+_PATIENT_BIRTH_DATE = 0x00100030
+_STUDY_DATE = 0x00080020
+_DAYS_IN_89_YEARS = 32506  # Java Math.round(365.24 * 89)
+_AGE_CEILING = "089Y"
+_AGE_NUMBER = re.compile(r"[+-]?[0-9]+")  # Java Integer.parseInt of the first three characters
+
+
+def _every(ds: Dataset, tag: int) -> list[Dataset]:
+    """Every dataset (the top one and every sequence item, at any depth) holding ``tag``."""
+    return [container for container, t in _walk(ds) if t == tag]
+
+
+def _age_years(text: str | None) -> int:
+    """Whole years of an AS value as DicomEdit reads it (nnnY; D, W and M ages count 0 years)."""
+    if not text:
+        return 0
+    number, unit = text[:3], text[3:4]
+    if not (_AGE_NUMBER.fullmatch(number) and unit in ("Y", "M", "W", "D")):
+        raise ScriptRuntimeFault("scalePatientAgeAndDobFromStudyDate: error parsing age in (0010,1010): "
+                                 "expected nnnD, nnnW, nnnM or nnnY")
+    return int(number) if unit == "Y" else 0
+
+
+def f_scale_age_and_dob(ctx: Ctx, a: list[Any]) -> Any:
+    """Patients older than 89 at the study: every Patient's Birth Date moves forward so the patient
+    is 89 on the Study Date (they turn 89 the day after), and every Patient's Age becomes 089Y.
+
+    Reads the top-level (0010,0030), (0008,0020) and (0010,1010) only; rewrites matching elements at
+    any depth. With a birth date but no usable study date nothing at all changes (DicomEdit returns
+    before looking at the age); without a birth date only the age rule applies.
+    """
+    ds = ctx.ds
+    dob = midpoint_seconds(element_string(ds, _PATIENT_BIRTH_DATE))
+    if dob is not None:
+        study = midpoint_seconds(element_string(ds, _STUDY_DATE))
+        if study is None:
+            return VOID
+        elapsed = study - dob
+        days = elapsed // 86400 if elapsed >= 0 else -(-elapsed // 86400)
+        shift = days - _DAYS_IN_89_YEARS
+        if shift > 0:
+            for container in _every(ds, _PATIENT_BIRTH_DATE):
+                old = element_string(container, _PATIENT_BIRTH_DATE)
+                if old:
+                    assign_string(container, _PATIENT_BIRTH_DATE, shift_datetime(old, str(shift), "days"))
+    if _age_years(element_string(ds, _PATIENT_AGE)) > 89:
+        for container in _every(ds, _PATIENT_AGE):
+            assign_string(container, _PATIENT_AGE, _AGE_CEILING)
     return VOID

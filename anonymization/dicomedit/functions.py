@@ -238,6 +238,36 @@ def f_new_uid(ctx: Ctx, a: list[Any]) -> Any:
     return new_uid()
 
 
+UID_ROOT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*\.?")
+MAX_UID_ROOT = 62  # leaves room for "." and at least one digit in a 64-character UID
+
+
+def f_map_uid(ctx: Ctx, a: list[Any]) -> Any:
+    """``mapUID[value, prefix]``: a new random UID under ``prefix`` for each distinct value (null and
+    "" included), the same one whenever that value comes again in the run."""
+    value = to_str(ctx, a[0])
+    prefix = to_str(ctx, a[1])
+    if prefix is None or len(prefix) > MAX_UID_ROOT or not UID_ROOT.fullmatch(prefix):
+        raise ScriptRuntimeFault("mapUID: the prefix is not a UID root (digits separated by dots, "
+                                 f"at most {MAX_UID_ROOT} characters)")
+    memo = ctx.run.mapped_uids
+    uid = memo.get(value)
+    if uid is None:  # DicomEdit keys the memo by value alone: the first prefix seen for a value wins
+        uid = memo[value] = new_uid_with_prefix(prefix)
+    return uid
+
+
+def f_lookup(ctx: Ctx, a: list[Any]) -> Any:
+    """``lookup[table, key]``: the value of ``key`` in the site-provided table (null if the key is
+    not in it); a table the run was not given is an error."""
+    table_name = to_str(ctx, a[0])
+    table = ctx.run.lookup_tables.get(table_name) if table_name is not None else None
+    if table is None:
+        raise ScriptRuntimeFault(f"lookup: no lookup table '{table_name}' was provided for this run")
+    key = to_str(ctx, a[1])
+    return None if key is None else table.get(key)
+
+
 # -- logic ---------------------------------------------------------------------------------------
 def f_true(ctx: Ctx, a: list[Any]) -> Any:
     return True

@@ -13,14 +13,47 @@ BOTH = frozenset({"4", "6"})
 DE6 = frozenset({"6"})
 DE4 = frozenset({"4"})
 
-# Registered by DicomEdit but with semantics we could not confirm: refused at check time.
-UNSUPPORTED = frozenset({"lookup", "mapUID", "scalePatientAgeAndDobFromStudyDate"})
+# Registered by DicomEdit but with semantics we could not confirm: refused at check time (none now).
+UNSUPPORTED: frozenset[str] = frozenset()
 
 
 def _private_paths_only(args: list[Any], fail: Any, tok: Any) -> None:
     for arg in args:
         if isinstance(arg, A.PathArg) and not arg.path.is_private:
             raise fail(arg, f"retainPrivateTags accepts private tags only, not {arg.path.text}")
+
+
+def _no_lists(args: list[Any], fail: Any, tok: Any) -> None:
+    for arg in args:
+        if isinstance(arg, A.ListLit):
+            raise fail(arg, f"{tok.value} does not take a list")
+
+
+def _literal(arg: Any) -> str | None:
+    if isinstance(arg, A.Str):
+        return arg.value
+    if isinstance(arg, A.Num):
+        return arg.text
+    return None
+
+
+def _map_uid_args(args: list[Any], fail: Any, tok: Any) -> None:
+    _no_lists(args, fail, tok)
+    prefix = _literal(args[1])
+    if prefix is not None and (len(prefix) > F.MAX_UID_ROOT or not F.UID_ROOT.fullmatch(prefix)):
+        raise fail(args[1], f"mapUID: '{prefix}' is not a UID root (digits separated by dots, "
+                            f"at most {F.MAX_UID_ROOT} characters)")
+
+
+def _lookup_args(args: list[Any], fail: Any, tok: Any) -> None:
+    _no_lists(args, fail, tok)
+    table = _literal(args[0])
+    if table is not None and (not table or table != table.strip() or "/" in table or "=" in table):
+        raise fail(args[0], f"lookup: '{table}' can never name a lookup table "
+                            "(empty, surrounding spaces, '/' or '=')")
+    key = _literal(args[1])
+    if key is not None and ("/" in key or "=" in key):
+        raise fail(args[1], "lookup: a key with '/' or '=' can never be in a lookup table")
 
 
 def _first_is_path(args: list[Any], fail: Any, tok: Any) -> None:
@@ -48,6 +81,9 @@ _SPECS = [
     FunctionSpec("shiftDateTimeByIncrement", D.f_shift_datetime, 2, 3),
     FunctionSpec("shiftDateTimeSequenceByIncrement", D.f_shift_datetime_sequence, 2, None, path_args="rest"),
     FunctionSpec("shiftDateTimeListByIncrement", D.f_shift_datetime_list, 2, 3, path_args="first"),
+    FunctionSpec("mapUID", F.f_map_uid, 2, 2, checker=_map_uid_args),
+    FunctionSpec("lookup", F.f_lookup, 2, 2, checker=_lookup_args),
+    FunctionSpec("scalePatientAgeAndDobFromStudyDate", D.f_scale_age_and_dob, 0, 0),
     FunctionSpec("mapReferencedUIDs", D.f_map_referenced_uids, 2, None, path_args="rest"),
     FunctionSpec("delete", D.f_delete, 1, None, path_args="all"),
     FunctionSpec("set", D.f_set, 2, 2, path_args="first", checker=_first_is_path),

@@ -4,6 +4,20 @@ from __future__ import annotations
 from .helpers import ABSENT
 
 V = 'version "6.7"\n'
+SCALE = 'version "6.6"\nscalePatientAgeAndDobFromStudyDate[]'
+SCALE_PLUS_SHIFT = SCALE + '\nshiftDateTimeSequenceByIncrement["1209600", "*/(0010,0030)"]'
+
+
+def _scale_input(study: str, dob: str, age: str) -> dict:
+    return {"(0008,0020)": ("DA", study), "(0010,0030)": ("DA", dob), "(0010,1010)": ("AS", age),
+            "(0085,0010)": ("LO", "PRIVSEQ"),
+            "(0085,1010)": ("SQ", [{"(0010,0030)": ("DA", dob), "(0010,1010)": ("AS", age)}])}
+
+
+def _scale_expect(study: str, dob: str, age: str) -> dict:
+    return {"(0008,0020)": study, "(0010,0030)": dob, "(0010,1010)": age,
+            "(0085,1010)[0]/(0010,0030)": dob, "(0085,1010)[0]/(0010,1010)": age}
+
 HASH_STUDY = "2.25.76380769527968176043226179709817176787"
 
 CASES: list[dict] = [
@@ -126,4 +140,59 @@ CASES: list[dict] = [
          check="pixels", expect={"(0028,0301)": "NO", "(0012,0063)": "Burned in text blacked out",
                                   "(0012,0064)[0]/(0008,0100)": "113101",
                                   "(0012,0064)[1]/(0008,0104)": "XNAT DicomEdit 6 Script"}),
+
+    # ---- mapUID (DicomEdit TestMapUIDFunction: prefix kept, same value -> same UID in every file) --
+    dict(name="fn_mapUID",
+         script='version "6.6"\n(0008,1115)[1]/(0008,1155) := mapUID[(0020,000D), 1.666]\n'
+                '(0020,000D) := mapUID[ (0020,000D), "1.666"]\n(0020,000E) := mapUID[ (0020,000E), "1.666"]',
+         check="map_uid", expect={"(0020,000D)": "1.666.*", "(0020,000E)": "1.666.*"}),
+    # ---- lookup (DicomEdit TestLookupFunction testScriptWithLookup: its table, its expected values) --
+    dict(name="fn_lookup",
+         script='version "6.6"\n(0010,0010) := lookup[ "pn", (0010,0010) ]\n(0010,0020) := lookup[ "pid", (0010,0020)]\n'
+                '(0008,1030) := lookup["pn", "PatientName3"]\n(0008,103E) := lookup["pid", (0010,2297)]',
+         input={"(0010,0010)": ("PN", "PatientName1"), "(0010,0020)": ("LO", "PatientID2")},
+         lookup_table=" // Test lookup table.\n\npn/PatientName1 = MappedPatientName1\npid/PatientID1 = MappedPatientID1\n"
+                      "pn/PatientName2 = MappedPatientName2\npid/PatientID2 = MappedPatientID2\n",
+         expect={"(0010,0010)": "MappedPatientName1", "(0010,0020)": "MappedPatientID2",
+                 "(0008,1030)": "", "(0008,103E)": ""}),  # ✓ (a missing key or a null key gives null)
+    # ---- scalePatientAgeAndDobFromStudyDate --------------------------------------------------------
+    # xnat-rest-tests TestAnonymizationDateTimeModifications (standalone.das / plusShift.das): ANON_2 data
+    # with StudyDate, PatientBirthDate, PatientAge set, also inside a private sequence (0085,1010).
+    dict(name="fn_scaleAge_above89", script=SCALE, input=_scale_input("20000131", "19000101", "100Y"),
+         expect=_scale_expect("20000131", "19110201", "089Y")),  # ✓ testScalePatientAgeAbove89
+    dict(name="fn_scaleAge_below89", script=SCALE, input=_scale_input("20000131", "19500101", "050Y"),
+         expect=_scale_expect("20000131", "19500101", "050Y")),  # ✓ testScalePatientAgeBelow89
+    dict(name="fn_scaleAge_plus_shift_above89", script=SCALE_PLUS_SHIFT,
+         input=_scale_input("20000131", "19000101", "100Y"),
+         expect=_scale_expect("20000131", "19110215", "089Y")),  # ✓ testScalePatientAgeFullAnonAbove89
+    dict(name="fn_scaleAge_plus_shift_below89", script=SCALE_PLUS_SHIFT,
+         input=_scale_input("20000131", "19500101", "050Y"),
+         expect=_scale_expect("20000131", "19500115", "050Y")),  # ✓ testScalePatientAgeFullAnonBelow89
+    dict(name="fn_scaleAge_no_dates", script=SCALE, input=_scale_input("", "", "090Y"),
+         expect=_scale_expect("", "", "089Y")),  # ✓ testScalePatientAgeNoDates
+    dict(name="fn_scaleAge_newborn", script=SCALE, input=_scale_input("20230410", "20230101", "099D"),
+         expect=_scale_expect("20230410", "20230101", "099D")),  # ✓ testScalePatientAgeNewborn
+    dict(name="fn_scaleAge_study_date_blank", script=SCALE, input=_scale_input("", "19500101", "500Y"),
+         expect=_scale_expect("", "19500101", "500Y")),  # ✓ testScalePatientAgeStudyDateBlank
+    dict(name="fn_scaleAge_no_age_info", script=SCALE,
+         input={"(0008,0020)": ("DA", "19801010"), "(0010,0030)": ("DA", ABSENT), "(0010,1010)": ("AS", ABSENT)},
+         expect={"(0008,0020)": "19801010", "(0010,0030)": ABSENT, "(0010,1010)": ABSENT}),  # ✓ NoAgeInfo
+    # DicomEdit's own TestScalePatientAgeAndDobFromStudyDateFunction
+    dict(name="fn_scaleAge_dob_unit", script=SCALE,
+         input={"(0010,1010)": ("AS", "100Y"), "(0010,0030)": ("DA", "19230315"), "(0008,0020)": ("DA", "20230315")},
+         expect={"(0010,1010)": "089Y", "(0010,0030)": "19340316", "(0008,0020)": "20230315"}),  # ✓ testDOB
+    dict(name="fn_scaleAge_age_only", script=SCALE, base=False,
+         input={"(0010,1010)": ("AS", "090Y"), "(0013,0010)": ("LO", "pc1"),
+                "(0013,1000)": ("SQ", [{"(0010,1010)": ("AS", "099Y")}, {"(0010,1010)": ("AS", "099Y")}])},
+         expect={"(0010,1010)": "089Y", "(0013,0010)": "pc1", "(0013,1000)[0]/(0010,1010)": "089Y",
+                 "(0013,1000)[1]/(0010,1010)": "089Y"}),  # ✓ testOldster, testInSequences
+    dict(name="fn_scaleAge_youngster", script=SCALE, base=False, input={"(0010,1010)": ("AS", "063Y")},
+         expect={"(0010,1010)": "063Y"}),  # ✓ testYoungster
+    # our cases beyond upstream: 89 exactly stays; months never count as years; the cut-off day
+    dict(name="fn_scaleAge_edges", script=SCALE, base=False,
+         input={"(0010,1010)": ("AS", "089Y"), "(0010,0030)": ("DA", "19110201"), "(0008,0020)": ("DA", "20000131")},
+         expect={"(0010,1010)": "089Y", "(0010,0030)": "19110201"}),
+    dict(name="fn_scaleAge_months_and_one_day_over", script=SCALE, base=False,
+         input={"(0010,1010)": ("AS", "999M"), "(0010,0030)": ("DA", "19110131"), "(0008,0020)": ("DA", "20000131")},
+         expect={"(0010,1010)": "999M", "(0010,0030)": "19110201"}),
 ]

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from anonymization.dicomedit import RunContext, parse
+from anonymization.dicomedit.context import load_lookup_table
 
 from . import cases_de4, cases_de6, cases_functions
 from .helpers import ABSENT, build, merged, read
@@ -40,7 +41,8 @@ def test_case(case: dict) -> None:
     ds = build(spec)
     echoes: list[str] = []
     run = RunContext(echo=echoes.append, allow_get_url=case.get("allow_get_url", False),
-                     url_fetcher=lambda url: f"SITE:{url}")
+                     url_fetcher=lambda url: f"SITE:{url}",
+                     lookup_tables=load_lookup_table(case.get("lookup_table", "")))
     script = parse(case["script"], dialect=case.get("dialect"))
     result = script.apply(ds, variables=case.get("vars", {}), run=run)
     assert result.rejected is case.get("rejected", False)
@@ -49,6 +51,8 @@ def test_case(case: dict) -> None:
         actual = read(ds, path)
         if expected is ABSENT:
             assert actual is ABSENT, f"{path} should be absent, is {actual!r}"
+        elif isinstance(expected, str) and expected.endswith(".*"):
+            assert re.fullmatch(re.escape(expected[:-1]) + r"\d+", actual), f"{path}: {actual!r} !~ {expected}"
         else:
             assert actual == expected, f"{path}: {actual!r} != {expected!r}"
     if "echo" in case:
@@ -70,6 +74,16 @@ def test_case(case: dict) -> None:
         script.apply(again, variables={}, run=run)
         assert read(again, "(0020,000D)") == study
         assert read(again, "(0008,1115)[0]/(0008,1155)") == ref0
+        fresh = build(spec)
+        script.apply(fresh, variables={}, run=RunContext())
+        assert read(fresh, "(0020,000D)") != study
+    elif check == "map_uid":
+        study, series = read(ds, "(0020,000D)"), read(ds, "(0020,000E)")
+        assert study != series and len(study) <= 64
+        assert read(ds, "(0008,1115)[1]/(0008,1155)") == study  # the memo is keyed by the value
+        again = build(spec)
+        script.apply(again, variables={}, run=run)
+        assert (read(again, "(0020,000D)"), read(again, "(0020,000E)")) == (study, series)
         fresh = build(spec)
         script.apply(fresh, variables={}, run=RunContext())
         assert read(fresh, "(0020,000D)") != study

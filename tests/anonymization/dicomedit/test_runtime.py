@@ -162,3 +162,79 @@ def test_preview_lists_changes_without_touching_the_dataset() -> None:
     assert changes["(0012,0064)"][1:] == (None, "<sequence of 1 item(s)>")
     assert "(0010,0020)" not in changes
     assert read(ds, "(0010,0030)") == "19700101" and not result.rejected
+
+
+def test_lookup_of_a_table_the_run_lacks_names_the_line() -> None:
+    err = _runtime_error('version "6.6"\n\n(0010,0010) := lookup["pn", (0010,0010)]')
+    assert str(err) == "line 3: lookup: no lookup table 'pn' was provided for this run"
+    err = _runtime_error('version "6.6"\n(0010,0010) := lookup["pn", (0010,0010)]',
+                         run=RunContext(lookup_tables={"pid": {"a": "b"}}))
+    assert err.line == 2
+
+
+def test_lookup_table_file_format() -> None:
+    from anonymization.dicomedit.context import load_lookup_table
+
+    text = ("// comment\r\n  // indented comment\n\n   \npn/Doe^John = ANON1\npn / spaced key =  v  \n"
+            "no-slash = x\na/b/c = x\na/b = c = d\npid/P1=\npid/P2 = two==\npid/P3 =x\rpn/Doe^John = ANON2\n")
+    tables = load_lookup_table(text)
+    # Java split() drops trailing empty strings: "pid/P1=" is one token (skipped), "two==" keeps "two"
+    assert tables == {"pn": {"Doe^John": "ANON2", " spaced key": "v"}, "pid": {"P2": "two", "P3": "x"}}
+    merged_into: dict[str, dict[str, str]] = {"pn": {"x": "y"}}
+    assert load_lookup_table("pn/z = w", into=merged_into) is merged_into
+    assert merged_into == {"pn": {"x": "y", "z": "w"}}
+
+
+def test_map_uid_maps_absent_and_empty_values_too() -> None:
+    # DicomEdit maps null and "" (TestMapUIDFunction testNullValue/testEmptyValue); the engine reads an
+    # empty element as null, as it does everywhere, so both share one mapped UID here.
+    run = RunContext()
+    script = parse('version "6.6"\n(0004,1511) := mapUID[ (0004,1511), "1.666"]')
+    absent, empty = Dataset(), Dataset()
+    empty.add_new(0x00041511, "UI", "")
+    script.apply(absent, variables={}, run=run)
+    script.apply(empty, variables={}, run=run)
+    assert absent[0x00041511].value.startswith("1.666.")
+    assert empty[0x00041511].value == absent[0x00041511].value
+    assert list(run.mapped_uids) == [None]
+
+
+def test_map_uid_checks_a_prefix_computed_at_run_time() -> None:
+    err = _runtime_error('version "6.6"\np := (0010,0010)\n(0020,000D) := mapUID[(0020,000D), p]')
+    assert str(err) == ("line 3: mapUID: the prefix is not a UID root (digits separated by dots, "
+                        "at most 62 characters)")
+
+
+def test_map_uid_can_be_preloaded_by_the_caller() -> None:
+    ds = build(merged(None))
+    run = RunContext(mapped_uids={"1.3.46.670589.11.5730.5.0.1744.2010043012343685002": "1.666.1"})
+    parse('version "6.6"\n(0020,000D) := mapUID[(0020,000D), "1.666"]').apply(ds, variables={}, run=run)
+    assert read(ds, "(0020,000D)") == "1.666.1"
+
+
+def test_scale_age_with_unparseable_age_is_an_error() -> None:
+    ds = Dataset()
+    ds.add_new(0x00101010, "AS", "45")  # DicomEdit: AnonymizationResultError "Error parsing age"
+    with pytest.raises(DicomEditRuntimeError) as excinfo:
+        parse('version "6.6"\nscalePatientAgeAndDobFromStudyDate[]').apply(ds, variables={})
+    assert str(excinfo.value) == ("line 2: scalePatientAgeAndDobFromStudyDate: error parsing age in (0010,1010): "
+                                  "expected nnnD, nnnW, nnnM or nnnY")
+
+
+def test_midpoint_of_partial_dates() -> None:
+    from datetime import datetime
+
+    from anonymization.dicomedit.dates import midpoint_seconds
+
+    def at(*parts: int) -> int:
+        return int((datetime(*parts) - datetime(1, 1, 1)).total_seconds())
+
+    assert midpoint_seconds("2000") == at(2000, 7, 1)
+    assert midpoint_seconds("200002") == at(2000, 2, 15, 12)  # 29 days: day 15, odd -> noon
+    assert midpoint_seconds("200004") == at(2000, 4, 16)  # 30 days: day 16, even -> midnight
+    assert midpoint_seconds("20000131") == at(2000, 1, 31, 12)
+    assert midpoint_seconds("2000013108") == at(2000, 1, 31, 8, 30)
+    assert midpoint_seconds("200001310815") == at(2000, 1, 31, 8, 15, 30)
+    assert midpoint_seconds("20000131081559.5+0100") == at(2000, 1, 31, 8, 15, 59) - 3600
+    assert midpoint_seconds("") is None and midpoint_seconds("2000-01-31") is None
+    assert midpoint_seconds("20001340") is None
