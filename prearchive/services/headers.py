@@ -48,6 +48,7 @@ class Header:
     dataset: Dataset
     size: int
     full: bool  # the whole file (pixel data included) was read
+    end: int | None = None  # header-only read: where reading stopped (the pixel data element, if any)
 
 
 def _tag_list(names: Iterable[Any]) -> list[int]:
@@ -105,7 +106,7 @@ def _check_pixel_element(fp, size: int, little: bool, implicit: bool) -> None:
 
 
 def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool = False,
-                raw: bytes | None = None) -> Header:
+                raw: bytes | None = None, all_tags: bool = False) -> Header:
     """Read what intake needs from ``path`` (or from ``raw``, the file's bytes already in memory, as the
     DICOM receiver has them). ``full`` reads the whole dataset (for anonymization)."""
     size = len(raw) if raw is not None else path.stat().st_size
@@ -124,7 +125,8 @@ def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool
                 ds = pydicom.dcmread(fp, force=force)
             else:
                 wanted = _wanted_tags(tuple(sorted(extra_tags, key=str)))
-                ds = pydicom.dcmread(fp, force=force, stop_before_pixels=True, specific_tags=wanted)
+                ds = pydicom.dcmread(fp, force=force, stop_before_pixels=True,
+                                     specific_tags=None if all_tags else wanted)
                 end = fp.tell()
         except InvalidDicomError as exc:
             raise HeaderError("not_dicom", f"The file is not DICOM: {type(exc).__name__}.") from None
@@ -148,7 +150,7 @@ def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool
             raise HeaderError("truncated", "The DICOM file is truncated (it ends before its pixel data).")
     if full:
         _check_full_read(ds, path, size)
-    return Header(dataset=ds, size=size, full=full)
+    return Header(dataset=ds, size=size, full=full, end=None if full else end)
 
 
 def _is_image_class(ds: Dataset) -> bool:

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
-from . import adapters, context, fastpath, storage
+from . import adapters, context, dicomwrite, fastpath, storage
 from .headers import Header, HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,20 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
 
     # 1. The header (all of the file when the site script will run on it).
     try:
-        header = header_read(None if raw is not None else path, extra_tags=extra, full=anonymize, raw=raw)
+        # The site script edits the header only (dicomwrite): read up to the pixel data, keep its bytes.
+        header_only = anonymize and dicomwrite.script_is_header_only(snap.anon_script)
+        header = header_read(None if raw is not None else path, extra_tags=extra,
+                             full=anonymize and not header_only, all_tags=header_only, raw=raw)
+        file_bytes = None
+        if header_only:
+            file_bytes = raw if raw is not None else path.read_bytes()
+            length = dicomwrite.pixel_length(file_bytes, header.end)
+            if length is None:  # another layout: the whole file, as before
+                file_bytes = None
+                header = header_read(None if raw is not None else path, full=True, raw=raw)
+            else:
+                dicomwrite.pixel_length_check(header.dataset, length)
+                as_read = dicomwrite.snapshot(header.dataset)
         ds = header.dataset
         study_uid, sop_uid = uid(ds, "StudyInstanceUID"), uid(ds, "SOPInstanceUID")
         series_uid = uid(ds, "SeriesInstanceUID")
@@ -248,9 +261,18 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         variables = {"project": project_id or UNASSIGNED, "subject": subject, "session": label,
                      "modalityLabel": mapped_modality or str(ds.get("Modality", "") or "")}
         try:
+            before = dicomwrite.snapshot(ds) if file_bytes is not None else None
             rejected = adapters.script_apply(script, ds, variables=variables)
-            if not rejected:
+            if not rejected and file_bytes is not None:
+                data = dicomwrite.encode(ds, file_bytes, header.end, original=as_read[0], before=before[0],
+                                         original_meta=as_read[1], before_meta=before[1])
+                if data is None:  # the script changed what the header-only write relies on
+                    ds = header_read(None if raw is not None else path, full=True, raw=raw).dataset
+                    rejected = adapters.script_apply(script, ds, variables=variables)
+                    data = None if rejected else _encode(ds)
+            elif not rejected:
                 data = _encode(ds)
+            if not rejected:
                 sop_uid = uid(ds, "SOPInstanceUID") or sop_uid
                 series_uid = uid(ds, "SeriesInstanceUID")
         except Exception as exc:  # noqa: BLE001 - any failure keeps the file out of the prearchive

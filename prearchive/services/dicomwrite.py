@@ -1,0 +1,183 @@
+"""Writing an edited header in front of the file's own pixel data (the site-wide script at intake).
+
+The site script edits header elements only (unless it names the pixel data or alters pixels: then intake
+reads and writes the whole file as before). So intake reads the header up to the pixel data, applies the
+script, and writes: preamble + file meta + the header's elements + the original bytes from the pixel data
+element to the end of the file. The output is byte for byte what pydicom's ``dcmwrite`` of the fully read
+and edited dataset would write (tests/prearchive check this): elements the script did not touch are
+written from their raw bytes, the others by pydicom's own element writer.
+
+``encode`` returns None when the file is not one it can do this for (another encoding, elements after the
+pixel data, a script that added an element at or after the pixel data, ...): the caller then takes the
+full path.
+"""
+from __future__ import annotations
+
+import struct
+
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+from .headers import HeaderError
+
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+_LONG_VRS = frozenset(str(v) for v in EXPLICIT_VR_LENGTH_32)
+_PACK_IMPLICIT = struct.Struct("<HHL").pack
+_PACK_SHORT = struct.Struct("<HH2sH").pack
+_PACK_LONG = _PACK_LONG_UL = struct.Struct("<HH2sHL").pack
+
+
+def script_is_header_only(text: str) -> bool:
+    """Conservative: a script that mentions pixel data, pixel editing or the groups after it (trailing
+    padding, signatures) is applied to the whole file."""
+    low = (text or "").lower()
+    return not any(word in low for word in ("7fe", "alterpixels", "fffa", "fffc", "xxxx"))
+
+
+def pixel_length(raw: bytes | memoryview, end: int | None) -> int | None:
+    """The declared length of the (7FE0,0010) Pixel Data element at ``raw[end:]`` when that element runs
+    exactly to the end of the file (0xFFFFFFFF: encapsulated, ending with its delimiter); None otherwise
+    (no pixel data there, other elements after it, an odd or truncated value)."""
+    size = len(raw)
+    if end is None or end + 8 > size:
+        return None
+    group, element = struct.unpack_from("<HH", raw, end)
+    if (group << 16 | element) != 0x7FE00010:
+        return None
+    vr = bytes(raw[end + 4:end + 6])
+    if vr in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"):  # explicit VR, 32-bit length
+        if end + 12 > size:
+            return None
+        length, header = struct.unpack_from("<L", raw, end + 8)[0], 12
+    else:  # implicit VR
+        length, header = struct.unpack_from("<L", raw, end + 4)[0], 8
+    if length == 0xFFFFFFFF:
+        return length if bytes(raw[size - 8:size - 4]) == b"\xfe\xff\xdd\xe0" else None
+    return length if length % 2 == 0 and end + header + length == size else None
+
+
+def tail_ok(raw: bytes | memoryview, end: int | None) -> bool:
+    return pixel_length(raw, end) is not None
+
+
+def pixel_length_check(ds: Dataset, length: int) -> None:
+    """What a full read checks (headers._check_full_read): the pixel data is not shorter than the image."""
+    if length == 0xFFFFFFFF:
+        return
+    try:
+        rows, cols = ds.get("Rows"), ds.get("Columns")
+        bits, spp = ds.get("BitsAllocated"), ds.get("SamplesPerPixel") or 1
+        frames = int(ds.get("NumberOfFrames") or 1)
+        if rows and cols and bits:
+            expected = int(rows) * int(cols) * int(spp) * frames * int(bits) // 8
+            if length < expected:
+                raise HeaderError("truncated", f"The pixel data is truncated: {length} of {expected} bytes.")
+    except (TypeError, ValueError):
+        return
+    except HeaderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - as headers.header_read(full=True)
+        raise HeaderError("truncated", f"The DICOM file cannot be parsed ({type(exc).__name__}).") from None
+
+
+_META_REQUIRED = (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013)
+
+
+def _element_bytes(tag: int, elem, implicit: bool, encodings) -> bytes:
+    """One element as pydicom's write_data_element writes it; raw elements without pydicom's overhead."""
+    if type(elem) is RawDataElement:
+        value, vr = elem.value, elem.VR
+        n = len(value) if isinstance(value, bytes) else -1
+        if n >= 0 and elem.length != 0xFFFFFFFF:
+            if implicit:
+                return _PACK_IMPLICIT(tag >> 16, tag & 0xFFFF, n) + value
+            if vr and len(vr) == 2:
+                if vr in _LONG_VRS:
+                    return _PACK_LONG(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, n) + value
+                if n <= 0xFFFF:
+                    return _PACK_SHORT(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n) + value
+    out = DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = implicit, True
+    write_data_element(out, elem, encodings)
+    return out.getvalue()
+
+
+def _unchanged(tag: int, elem, original: dict | None, before: dict | None):
+    """The element as read from the file when the script left it alone (read conversions don't count:
+    intake decoded it to route or filter, the value is the same). Sequences are written by pydicom."""
+    if original is None or before is None or type(elem) is RawDataElement or before.get(tag) is not elem:
+        return elem
+    first = original.get(tag)
+    if type(first) is RawDataElement and first.VR != "SQ" and elem.VR != "SQ":
+        return first
+    return elem
+
+
+def _meta_bytes(ds: Dataset, meta: FileMetaDataset, original: dict | None, before: dict | None) -> bytes:
+    """The file meta group as dcmwrite(enforce_file_format=True) writes it."""
+    d = meta._dict
+    fast = all(t in d and (d[t].length if type(d[t]) is RawDataElement else not d[t].is_empty)
+               for t in _META_REQUIRED)
+    if fast:
+        ds_class, ds_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
+        fast = (meta.get("MediaStorageSOPClassUID") == ds_class and ds_class
+                and meta.get("MediaStorageSOPInstanceUID") == ds_instance and ds_instance)
+    if not fast:
+        file_meta = FileMetaDataset(dict(d))
+        meta_class, ds_class = file_meta.get("MediaStorageSOPClassUID"), ds.get("SOPClassUID")
+        if meta_class is None or (ds_class and ds_class != meta_class):
+            file_meta.MediaStorageSOPClassUID = ds_class
+        meta_instance, ds_instance = file_meta.get("MediaStorageSOPInstanceUID"), ds.get("SOPInstanceUID")
+        if meta_instance is None or (ds_instance and ds_instance != meta_instance):
+            file_meta.MediaStorageSOPInstanceUID = ds_instance
+        fp = DicomBytesIO()
+        fp.is_implicit_VR, fp.is_little_endian = False, True
+        write_file_meta_info(fp, file_meta, enforce_standard=True)
+        return fp.getvalue()
+    body = b"".join(_element_bytes(t, _unchanged(t, d[t], original, before), False, "iso8859")
+                    for t in sorted(d) if t != 0x00020000)
+    return _PACK_LONG_UL(2, 0, b"UL", 4, len(body)) + body
+
+
+def snapshot(ds: Dataset) -> tuple[dict, dict]:
+    """(the dataset's elements, the file meta's elements) as they are now, for ``encode``."""
+    meta = getattr(ds, "file_meta", None)
+    return dict(ds._dict), dict(meta._dict) if meta is not None else {}
+
+
+def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | None = None,
+           before: dict | None = None, original_meta: dict | None = None,
+           before_meta: dict | None = None) -> bytes | None:
+    """``ds`` (read up to ``end``, the pixel data element, and edited) + ``raw[end:]``; None: not here.
+    ``original``: ``ds._dict`` as read; ``before``: as it was just before the script ran (the same for
+    the file meta): elements the script did not replace are written from their original bytes."""
+    meta = getattr(ds, "file_meta", None)
+    if not isinstance(meta, FileMetaDataset) or not tail_ok(raw, end):
+        return None
+    tsyntax = meta.get("TransferSyntaxUID")
+    if not tsyntax or not isinstance(tsyntax, UID) or tsyntax.is_private or not tsyntax.is_transfer_syntax:
+        return None
+    if tsyntax == DeflatedExplicitVRLittleEndian or not tsyntax.is_little_endian:
+        return None
+    implicit = tsyntax.is_implicit_VR
+    if tuple(ds.original_encoding) != (implicit, True) or ds.original_character_set != ds._character_set:
+        return None  # pydicom would re-encode every element: leave it to pydicom
+    tags = sorted(ds._dict)
+    if any(t >> 16 in (0, 2) for t in tags) or (tags and tags[-1] >= _PIXEL_TAGS[0]):
+        return None
+    preamble = getattr(ds, "preamble", None)
+    if preamble and len(preamble) != 128:
+        return None
+    encodings = ds.get("SpecificCharacterSet", "iso8859")
+    parts = [preamble or b"\x00" * 128, b"DICM", _meta_bytes(ds, meta, original_meta, before_meta)]
+    d = ds._dict
+    for tag in tags:
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        parts.append(_element_bytes(tag, _unchanged(tag, d[tag], original, before), implicit, encodings))
+    parts.append(raw[end:])
+    return b"".join(parts)

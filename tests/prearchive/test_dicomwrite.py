@@ -1,0 +1,129 @@
+"""dicomwrite: the site script applied to the header only, written in front of the original pixel bytes, is
+byte for byte what a full read + apply + pydicom dcmwrite gives."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.sequence import Sequence
+from pydicom.uid import (ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit, MRImageStorage,
+                         generate_uid)
+
+from anonymization.services import script_compile
+from prearchive.services import dicomwrite
+from prearchive.services.headers import HeaderError, header_read
+from prearchive.services.intake import _encode
+from xnatlite.defaults import DEFAULT_SITE_ANON_SCRIPT
+
+VARIABLES = {"project": "PRJ", "subject": "SUBJ", "session": "SESS", "modalityLabel": "MR"}
+
+
+def _file(*, ts=ExplicitVRLittleEndian, charset=None, sequences=True, private=True, compressed=False,
+          trailing=False) -> bytes:
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    if charset:
+        ds.SpecificCharacterSet = charset
+    ds.Modality, ds.PatientName, ds.PatientID, ds.PatientBirthDate = "MR", "Doe^Jane", "PID-1", "19700101"
+    ds.StudyDescription, ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = "Brain", "T1 ", 3, 7
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PatientComments = "Project:X Subject:Y"
+    if sequences:
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = MRImageStorage, generate_uid()
+        ds.ReferencedImageSequence = Sequence([item])
+    if private:
+        ds.add_new(0x00190010, "LO", "ACME 1.0")
+        ds.add_new(0x00191001, "UN", b"\x01\x02\x03\x04")
+    ds.Rows = ds.Columns = 32
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    pixels = (np.arange(32 * 32, dtype=np.uint16) % 4096).tobytes()
+    if compressed:
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit = 7
+        ds.PixelData = encapsulate([b"\xff\xd8fakejpegframe\xff\xd9"])
+        ds["PixelData"].VR = "OB"
+    else:
+        ds.PixelData = pixels
+    if trailing:
+        ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 8)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = MRImageStorage, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit if compressed else ts
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _both(raw: bytes, text: str = DEFAULT_SITE_ANON_SCRIPT):
+    script = script_compile(text=text)
+    full = header_read(None, raw=raw, full=True).dataset
+    script.apply(full, variables=VARIABLES)
+    expected = _encode(full)
+    header = header_read(None, raw=raw, all_tags=True)
+    assert dicomwrite.tail_ok(raw, header.end)
+    ds = header.dataset
+    original = dicomwrite.snapshot(ds)
+    for keyword in ("PatientComments", "StudyDescription", "Modality", "SOPInstanceUID", "ImageType"):
+        ds.get(keyword)  # intake decodes some elements to route and filter
+    ds.file_meta.get("TransferSyntaxUID")
+    before = dicomwrite.snapshot(ds)
+    script.apply(ds, variables=VARIABLES)
+    assert dicomwrite.encode(ds, raw, header.end) == expected  # without the snapshots
+    return expected, dicomwrite.encode(ds, raw, header.end, original=original[0], before=before[0],
+                                       original_meta=original[1], before_meta=before[1])
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"ts": ImplicitVRLittleEndian}, {"sequences": False, "private": False}, {"charset": "ISO_IR 100"},
+    {"compressed": True}, {"ts": ImplicitVRLittleEndian, "charset": "ISO_IR 192"},
+])
+def test_header_only_write_is_byte_identical(kwargs):
+    raw = _file(**kwargs)
+    expected, got = _both(raw)
+    assert got is not None
+    assert got == expected
+    out = pydicom.dcmread(io.BytesIO(got))
+    assert str(out.PatientName) == "SUBJ" and out.PatientID == "SESS" and out.StudyDescription == "PRJ"
+    assert out[0x00120064].value[0].CodeValue  # the de-identification record
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    assert out.PixelData == pydicom.dcmread(io.BytesIO(raw)).PixelData
+
+
+def test_a_changed_sop_instance_uid_reaches_the_file_meta():
+    raw = _file()
+    expected, got = _both(raw, DEFAULT_SITE_ANON_SCRIPT + '(0008,0018) := "1.2.3.4.5"\n')
+    assert got == expected
+    assert pydicom.dcmread(io.BytesIO(got)).file_meta.MediaStorageSOPInstanceUID == "1.2.3.4.5"
+
+
+def test_elements_after_the_pixel_data_take_the_full_path():
+    raw = _file(trailing=True)
+    header = header_read(None, raw=raw, all_tags=True)
+    assert not dicomwrite.tail_ok(raw, header.end)
+
+
+def test_a_script_that_names_the_pixel_data_is_applied_to_the_whole_file():
+    assert dicomwrite.script_is_header_only(DEFAULT_SITE_ANON_SCRIPT)
+    assert not dicomwrite.script_is_header_only('-(7FE0,0010)\n')
+    assert not dicomwrite.script_is_header_only('alterPixels["rectangle", "l=0, t=0, r=1, b=1", "solid", "v=0"]\n')
+
+
+def test_short_pixel_data_is_truncated():
+    raw = _file()
+    header = header_read(None, raw=raw, all_tags=True)
+    with pytest.raises(HeaderError):
+        dicomwrite.pixel_length_check(header.dataset, 100)
+
+
+def test_a_script_adding_a_charset_falls_back():
+    raw = _file()
+    header = header_read(None, raw=raw, all_tags=True)
+    script_compile(text='(0008,0005) := "ISO_IR 192"\n').apply(header.dataset, variables=VARIABLES)
+    assert dicomwrite.encode(header.dataset, raw, header.end) is None
