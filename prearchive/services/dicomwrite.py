@@ -38,7 +38,7 @@ def script_is_header_only(text: str) -> bool:
     return not any(word in low for word in ("7fe", "alterpixels", "fffa", "fffc", "xxxx"))
 
 
-def pixel_length(raw: bytes | memoryview, end: int | None) -> int | None:
+def pixel_length(raw: bytes | memoryview, end: int | None, implicit: bool) -> int | None:
     """The declared length of the (7FE0,0010) Pixel Data element at ``raw[end:]`` when that element runs
     exactly to the end of the file (0xFFFFFFFF: encapsulated, ending with its delimiter); None otherwise
     (no pixel data there, other elements after it, an odd or truncated value)."""
@@ -48,20 +48,29 @@ def pixel_length(raw: bytes | memoryview, end: int | None) -> int | None:
     group, element = struct.unpack_from("<HH", raw, end)
     if (group << 16 | element) != 0x7FE00010:
         return None
-    vr = bytes(raw[end + 4:end + 6])
-    if vr in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"):  # explicit VR, 32-bit length
+    if not implicit and bytes(raw[end + 4:end + 6]) in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"):
         if end + 12 > size:
             return None
         length, header = struct.unpack_from("<L", raw, end + 8)[0], 12
-    else:  # implicit VR
+    elif implicit:
         length, header = struct.unpack_from("<L", raw, end + 4)[0], 8
+    else:
+        return None
     if length == 0xFFFFFFFF:
         return length if bytes(raw[size - 8:size - 4]) == b"\xfe\xff\xdd\xe0" else None
     return length if length % 2 == 0 and end + header + length == size else None
 
 
-def tail_ok(raw: bytes | memoryview, end: int | None) -> bool:
-    return pixel_length(raw, end) is not None
+def dataset_pixel_length(ds: Dataset, raw: bytes | memoryview, end: int | None) -> int | None:
+    """pixel_length in the encoding ``ds`` was read with (little endian only)."""
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if little is not True or implicit is None:
+        return None
+    return pixel_length(raw, end, bool(implicit))
+
+
+def tail_ok(raw: bytes | memoryview, end: int | None, implicit: bool) -> bool:
+    return pixel_length(raw, end, implicit) is not None
 
 
 def pixel_length_check(ds: Dataset, length: int) -> None:
@@ -112,8 +121,15 @@ def _unchanged(tag: int, elem, original: dict | None, before: dict | None):
     if original is None or before is None or type(elem) is RawDataElement or before.get(tag) is not elem:
         return elem
     first = original.get(tag)
-    if type(first) is RawDataElement and first.VR != "SQ" and elem.VR != "SQ":
+    if type(first) is RawDataElement and first.value is not None and first.VR != "SQ" and elem.VR != "SQ":
         return first
+    return elem
+
+
+def _resolved(ds: Dataset, tag: int, elem):
+    """As pydicom's Dataset.get_item: a raw element without a value (empty, or a deferred read) is decoded."""
+    if type(elem) is RawDataElement and elem.value is None:
+        return ds[tag]
     return elem
 
 
@@ -138,7 +154,7 @@ def _meta_bytes(ds: Dataset, meta: FileMetaDataset, original: dict | None, befor
         fp.is_implicit_VR, fp.is_little_endian = False, True
         write_file_meta_info(fp, file_meta, enforce_standard=True)
         return fp.getvalue()
-    body = b"".join(_element_bytes(t, _unchanged(t, d[t], original, before), False, "iso8859")
+    body = b"".join(_element_bytes(t, _resolved(meta, t, _unchanged(t, d[t], original, before)), False, "iso8859")
                     for t in sorted(d) if t != 0x00020000)
     return _PACK_LONG_UL(2, 0, b"UL", 4, len(body)) + body
 
@@ -156,7 +172,7 @@ def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | N
     ``original``: ``ds._dict`` as read; ``before``: as it was just before the script ran (the same for
     the file meta): elements the script did not replace are written from their original bytes."""
     meta = getattr(ds, "file_meta", None)
-    if not isinstance(meta, FileMetaDataset) or not tail_ok(raw, end):
+    if not isinstance(meta, FileMetaDataset):
         return None
     tsyntax = meta.get("TransferSyntaxUID")
     if not tsyntax or not isinstance(tsyntax, UID) or tsyntax.is_private or not tsyntax.is_transfer_syntax:
@@ -164,6 +180,8 @@ def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | N
     if tsyntax == DeflatedExplicitVRLittleEndian or not tsyntax.is_little_endian:
         return None
     implicit = tsyntax.is_implicit_VR
+    if not tail_ok(raw, end, implicit):
+        return None
     if tuple(ds.original_encoding) != (implicit, True) or ds.original_character_set != ds._character_set:
         return None  # pydicom would re-encode every element: leave it to pydicom
     tags = sorted(ds._dict)
@@ -178,6 +196,7 @@ def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | N
     for tag in tags:
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
-        parts.append(_element_bytes(tag, _unchanged(tag, d[tag], original, before), implicit, encodings))
+        parts.append(_element_bytes(tag, _resolved(ds, tag, _unchanged(tag, d[tag], original, before)), implicit,
+                                    encodings))
     parts.append(raw[end:])
     return b"".join(parts)

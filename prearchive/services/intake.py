@@ -198,7 +198,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         file_bytes = None
         if header_only:
             file_bytes = raw if raw is not None else path.read_bytes()
-            length = dicomwrite.pixel_length(file_bytes, header.end)
+            length = dicomwrite.dataset_pixel_length(header.dataset, file_bytes, header.end)
             if length is None:  # another layout: the whole file, as before
                 file_bytes = None
                 header = header_read(None if raw is not None else path, full=True, raw=raw)

@@ -33,6 +33,7 @@ def _file(*, ts=ExplicitVRLittleEndian, charset=None, sequences=True, private=Tr
     ds.StudyDescription, ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = "Brain", "T1 ", 3, 7
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     ds.PatientComments = "Project:X Subject:Y"
+    ds.ReferringPhysicianName, ds.AccessionNumber = "", ""  # empty: pydicom reads them as value None
     if sequences:
         item = Dataset()
         item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = MRImageStorage, generate_uid()
@@ -67,7 +68,7 @@ def _both(raw: bytes, text: str = DEFAULT_SITE_ANON_SCRIPT):
     script.apply(full, variables=VARIABLES)
     expected = _encode(full)
     header = header_read(None, raw=raw, all_tags=True)
-    assert dicomwrite.tail_ok(raw, header.end)
+    assert dicomwrite.dataset_pixel_length(header.dataset, raw, header.end) is not None
     ds = header.dataset
     original = dicomwrite.snapshot(ds)
     for keyword in ("PatientComments", "StudyDescription", "Modality", "SOPInstanceUID", "ImageType"):
@@ -106,7 +107,7 @@ def test_a_changed_sop_instance_uid_reaches_the_file_meta():
 def test_elements_after_the_pixel_data_take_the_full_path():
     raw = _file(trailing=True)
     header = header_read(None, raw=raw, all_tags=True)
-    assert not dicomwrite.tail_ok(raw, header.end)
+    assert dicomwrite.dataset_pixel_length(header.dataset, raw, header.end) is None
 
 
 def test_a_script_that_names_the_pixel_data_is_applied_to_the_whole_file():
@@ -127,3 +128,26 @@ def test_a_script_adding_a_charset_falls_back():
     header = header_read(None, raw=raw, all_tags=True)
     script_compile(text='(0008,0005) := "ISO_IR 192"\n').apply(header.dataset, variables=VARIABLES)
     assert dicomwrite.encode(header.dataset, raw, header.end) is None
+
+
+def test_a_file_as_the_receiver_hands_it_over():
+    """pynetdicom's encoded_dataset(): the dataset in the association's transfer syntax (here implicit VR)
+    behind file meta it writes itself; intake decodes some elements before the script runs."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+    from pynetdicom.dsutils import encode as pn_encode
+
+    from tests.dicom_factory import make_dataset
+
+    ds = make_dataset(StudyInstanceUID="1.2.3.4.5", PatientComments="Project: none")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    meta.TransferSyntaxUID, meta.ImplementationClassUID = ImplicitVRLittleEndian, "1.2.826.0.1.3680043.9.3811.3"
+    meta.ImplementationVersionName = "PYNETDICOM_304"
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    fp.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(fp, meta)
+    raw = fp.getvalue() + pn_encode(ds, True, True)
+    expected, got = _both(raw)
+    assert got == expected
