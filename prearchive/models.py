@@ -143,7 +143,9 @@ class PrearchiveSession(models.Model):
 class PrearchiveFile(models.Model):
     """One stored DICOM instance, with the header fields the builder needs so it never re-reads files."""
 
-    session = models.ForeignKey(PrearchiveSession, on_delete=models.CASCADE, related_name="files")
+    # No index of its own: the unique (session, sop_instance_uid) index serves every look-up by session, and a
+    # second index would be one more b-tree insert on every file intake stores.
+    session = models.ForeignKey(PrearchiveSession, on_delete=models.CASCADE, related_name="files", db_index=False)
     sop_instance_uid = models.CharField(max_length=64)
     sop_class_uid = models.CharField(max_length=64, blank=True)
     study_instance_uid = models.CharField(max_length=64, blank=True)

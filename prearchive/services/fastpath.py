@@ -1,11 +1,14 @@
 """PostgreSQL fast path of intake: bump the session and insert the file row in ONE round trip.
 
 For the common case (a file for a session this process has seen, still RECEIVING) intake sends
-``SET LOCAL synchronous_commit TO OFF; WITH s AS (UPDATE session ... RETURNING id), ins AS (INSERT file ...
-SELECT FROM s ON CONFLICT DO NOTHING RETURNING 1) SELECT count(s), count(ins)`` as one simple-query message:
-PostgreSQL runs it as one implicit transaction, so the row lock, the conditions of the conditional UPDATE
-(pk, key, folder, status) and the insert are atomic exactly as in the general path. Any other outcome
-(session gone, moved, building, ready; duplicate instance) goes back to the general path.
+``WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)), s AS (UPDATE session ... RETURNING
+id), ins AS (INSERT file ... SELECT FROM s ON CONFLICT DO NOTHING RETURNING 1) SELECT count(s), count(ins)``:
+one statement, so PostgreSQL runs it as one implicit transaction: the row lock, the conditions of the
+conditional UPDATE (pk, key, folder, status) and the insert are atomic exactly as in the general path, and
+``set_config(..., true)`` relaxes the commit of that transaction only (what ``SET LOCAL`` did). Any other
+outcome (session gone, moved, building, ready; duplicate instance) goes back to the general path.
+The statement is a server-side prepared statement with bound parameters (psycopg 3 on PostgreSQL): no
+parsing and planning per file, and no quoting of ~25 values into SQL text in Python (~0.15 ms a file).
 Used only in autocommit (never inside a caller's transaction, whose commit it would otherwise relax).
 """
 from __future__ import annotations
@@ -35,13 +38,15 @@ def _build_sql() -> str:
     marks = ", ".join(["%s"] * len(_FIELDS))
     receiving = ", ".join(f"'{s}'" for s in PrearchiveSession.RECEIVING_STATUSES)
     _SQL = (
-        f"WITH s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {q('id')} = %s "
+        "WITH cfg AS (SELECT set_config('synchronous_commit', "
+        "coalesce(%s, current_setting('synchronous_commit')), true)), "
+        f"s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {q('id')} = %s "
         f"AND {q('project_id')} IS NOT DISTINCT FROM %s AND {q('tag')} = %s AND {q('name')} = %s "
         f"AND {q('timestamp')} = %s AND {q('folder_name')} = %s AND {q('status')} IN ({receiving}) "
         f"RETURNING {q('id')}), "
         f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, {marks} FROM s "
         f"ON CONFLICT ({q('session_id')}, {q('sop_instance_uid')}) DO NOTHING RETURNING 1) "
-        f"SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins)"
+        f"SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins), (SELECT count(*) FROM cfg)"
     )
     return _SQL
 
@@ -52,14 +57,25 @@ def touch_and_insert(*, session_id: int, key: tuple, timestamp: str, folder: str
     sql = _SQL or _build_sql()
     project_id, tag, name = key
     values = dict(row, sop_instance_uid=sop_uid)
-    params: list[Any] = [now, session_id, project_id, tag, name, timestamp, folder]
-    params += [f.get_db_prep_save(values.get(f.attname, f.get_default()), connection) for f in _FIELDS]
     relax = not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False)
-    with connection.cursor() as cursor:
-        if relax:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF; " + sql, params)
-            cursor.cursor.nextset()
-        else:
-            cursor.execute(sql, params)
-        touched, inserted = cursor.fetchone()
+    params: list[Any] = ["off" if relax else None, now, session_id, project_id, tag, name, timestamp, folder]
+    params += [f.get_db_prep_save(values.get(f.attname, f.get_default()), connection) for f in _FIELDS]
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = _prepared_cursor()
+        cursor.execute(sql, params, prepare=True)
+        touched, inserted, _ = cursor.fetchone()
     return bool(touched), bool(inserted)
+
+
+def _prepared_cursor():
+    """A psycopg cursor with server-side binding on Django's connection (Django's own cursors bind on the
+    client), one per database connection."""
+    import psycopg
+
+    raw = connection.connection
+    cursor = getattr(connection, "_xnatlite_intake_cursor", None)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        cursor = psycopg.Cursor(raw)
+        connection._xnatlite_intake_cursor = cursor
+    return cursor

@@ -68,3 +68,23 @@ def test_a_session_removed_meanwhile_gets_a_new_folder_and_the_file_follows(plai
     assert result.status == "stored" and new.pk != old.pk
     (row,) = new.files.all()
     assert (settings.PREARCHIVE_ROOT / new.relative_dir / row.relative_path).is_file()
+
+
+def test_the_fast_path_relaxes_its_own_commit_only_and_survives_a_reconnect(plain_site):
+    from django.db import connection
+
+    study = generate_uid()
+    receive(make_dataset(StudyInstanceUID=study))
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        before = cursor.fetchone()[0]
+    with mock.patch.object(fastpath, "touch_and_insert", wraps=fastpath.touch_and_insert) as fast:
+        assert receive(make_dataset(StudyInstanceUID=study)).status == "stored"
+        connection.close()  # a new connection: a new prepared statement
+        assert receive(make_dataset(StudyInstanceUID=study)).status == "stored"
+        assert receive(make_dataset(StudyInstanceUID=study)).status == "stored"
+    assert fast.call_count >= 2
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == before  # set_config(..., true) ended with its transaction
+    assert PrearchiveSession.objects.get().files.count() == 4
