@@ -280,7 +280,43 @@ def _first_label(sources: dict[str, str], concept: str, candidates: list[tuple[s
     return None
 
 
+# Text VRs whose decoded value is the ASCII text itself with trailing NULs and spaces removed: one value
+# (LT/ST/UT) or values split on backslashes (LO/SH/CS), as pydicom's convert_single_string / convert_text.
+_SINGLE_TEXT_VRS = frozenset(("LT", "ST", "UT"))
+_MULTI_TEXT_VRS = frozenset(("LO", "SH", "CS"))
+
+
+@functools.lru_cache(maxsize=256)
+def _dictionary_vr(tag: int) -> str:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return ""
+
+
+def _raw_text(dataset: Dataset, tag: int) -> str | None:
+    """What ``_text`` returns, straight from an undecoded element's ASCII bytes (no escape sequences);
+    None when pydicom must decode it. Routing reads seven values a file: this skips pydicom's conversion."""
+    elem = dataset._dict.get(tag)
+    if elem is None or type(elem).__name__ != "RawDataElement":
+        return None
+    raw = elem.value
+    if not isinstance(raw, bytes) or not raw.isascii() or b"\x1b" in raw:
+        return None
+    vr = elem.VR or _dictionary_vr(tag)
+    if vr in _SINGLE_TEXT_VRS:
+        return raw.decode("ascii").rstrip("\0 ")[:MAX_SCAN_CHARS]
+    if vr in _MULTI_TEXT_VRS:
+        return "\\".join(v.rstrip("\0 ") for v in raw.decode("ascii").split("\\"))[:MAX_SCAN_CHARS]
+    return None
+
+
 def _text(dataset: Dataset, tag: int) -> str:
+    fast = _raw_text(dataset, tag)
+    if fast is not None:
+        return fast
     if tag not in dataset:
         return ""
     try:

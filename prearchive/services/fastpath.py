@@ -23,10 +23,22 @@ from prearchive.models import PrearchiveFile, PrearchiveSession
 
 _SQL: str | None = None
 _FIELDS: list = []
+_MISSING = object()
+_PLAIN: list[tuple[type, ...]] = []
 
 
 def available() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _plain_types(field) -> tuple[type, ...]:
+    from django.db import models
+
+    if isinstance(field, models.CharField):
+        return (str,)
+    if isinstance(field, (models.IntegerField, models.BigIntegerField)):  # the positive ones included
+        return (int, type(None)) if field.null else (int,)
+    return ()
 
 
 def _build_sql() -> str:
@@ -34,6 +46,7 @@ def _build_sql() -> str:
     q = connection.ops.quote_name
     s_table, f_table = q(PrearchiveSession._meta.db_table), q(PrearchiveFile._meta.db_table)
     _FIELDS = [f for f in PrearchiveFile._meta.concrete_fields if not f.primary_key and f.attname != "session_id"]
+    _PLAIN[:] = [_plain_types(f) for f in _FIELDS]
     columns = ", ".join([q("session_id")] + [q(f.column) for f in _FIELDS])
     marks = ", ".join(["%s"] * len(_FIELDS))
     receiving = ", ".join(f"'{s}'" for s in PrearchiveSession.RECEIVING_STATUSES)
@@ -59,7 +72,12 @@ def touch_and_insert(*, session_id: int, key: tuple, timestamp: str, folder: str
     values = dict(row, sop_instance_uid=sop_uid)
     relax = not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False)
     params: list[Any] = ["off" if relax else None, now, session_id, project_id, tag, name, timestamp, folder]
-    params += [f.get_db_prep_save(values.get(f.attname, f.get_default()), connection) for f in _FIELDS]
+    for f, plain in zip(_FIELDS, _PLAIN):
+        value = values.get(f.attname, _MISSING)
+        # A str for a text column, an int (or None where allowed) for an integer one go as they are:
+        # get_db_prep_save would return them unchanged. Anything else goes through Django.
+        params.append(value if type(value) in plain else f.get_db_prep_save(
+            f.get_default() if value is _MISSING else value, connection))
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = _prepared_cursor()
