@@ -133,15 +133,31 @@ def _resolved(ds: Dataset, tag: int, elem):
     return elem
 
 
+def _raw_str(container: Dataset, tag: int) -> str | None:
+    """An element's text without decoding it (ASCII raw bytes, trailing NULs/spaces off); None if absent.
+    Decoding here would make the element look edited (see _unchanged)."""
+    elem = container._dict.get(tag)
+    if elem is None:
+        return None
+    value = elem.value
+    if type(elem) is RawDataElement:
+        if value is None:
+            return ""
+        if isinstance(value, bytes) and value.isascii():
+            return value.decode("ascii").rstrip("\0 ")
+        value = container[tag].value
+    return "" if value is None else str(value)
+
+
 def _meta_bytes(ds: Dataset, meta: FileMetaDataset, original: dict | None, before: dict | None) -> bytes:
     """The file meta group as dcmwrite(enforce_file_format=True) writes it."""
     d = meta._dict
     fast = all(t in d and (d[t].length if type(d[t]) is RawDataElement else not d[t].is_empty)
                for t in _META_REQUIRED)
-    if fast:
-        ds_class, ds_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
-        fast = (meta.get("MediaStorageSOPClassUID") == ds_class and ds_class
-                and meta.get("MediaStorageSOPInstanceUID") == ds_instance and ds_instance)
+    if fast:  # dcmwrite would leave the media storage UIDs as they are
+        ds_class, ds_instance = _raw_str(ds, 0x00080016), _raw_str(ds, 0x00080018)
+        fast = bool(ds_class and ds_instance and _raw_str(meta, 0x00020002) == ds_class
+                    and _raw_str(meta, 0x00020003) == ds_instance)
     if not fast:
         file_meta = FileMetaDataset(dict(d))
         meta_class, ds_class = file_meta.get("MediaStorageSOPClassUID"), ds.get("SOPClassUID")
@@ -174,8 +190,9 @@ def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | N
     meta = getattr(ds, "file_meta", None)
     if not isinstance(meta, FileMetaDataset):
         return None
-    tsyntax = meta.get("TransferSyntaxUID")
-    if not tsyntax or not isinstance(tsyntax, UID) or tsyntax.is_private or not tsyntax.is_transfer_syntax:
+    tsyntax = _raw_str(meta, 0x00020010)
+    tsyntax = UID(tsyntax) if tsyntax else None
+    if not tsyntax or tsyntax.is_private or not tsyntax.is_transfer_syntax:
         return None
     if tsyntax == DeflatedExplicitVRLittleEndian or not tsyntax.is_little_endian:
         return None

@@ -203,8 +203,8 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
                 file_bytes = None
                 header = header_read(None if raw is not None else path, full=True, raw=raw)
             else:
-                dicomwrite.pixel_length_check(header.dataset, length)
                 as_read = dicomwrite.snapshot(header.dataset)
+                dicomwrite.pixel_length_check(header.dataset, length)
         ds = header.dataset
         study_uid, sop_uid = uid(ds, "StudyInstanceUID"), uid(ds, "SOPInstanceUID")
         series_uid = uid(ds, "SeriesInstanceUID")
