@@ -105,6 +105,23 @@ def _check_pixel_element(fp, size: int, little: bool, implicit: bool) -> None:
         )
 
 
+class _BoundedReader:
+    """A binary file whose ``read(n)`` never asks for more than what is left in it. pydicom reads an
+    element's declared length in one call, and a buffered ``read(n)`` allocates ``n`` bytes first: a 1 KB
+    file declaring a 4 GB element would make intake allocate 4 GB (found by tests/hardening fuzzing: the
+    process was OOM-killed)."""
+
+    def __init__(self, fp, size: int):
+        self._fp, self._size = fp, size
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = max(self._size - self._fp.tell(), 0)
+        return self._fp.read(left if n is None or n < 0 or n > left else n)
+
+    def __getattr__(self, name: str):
+        return getattr(self._fp, name)
+
+
 def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool = False,
                 raw: bytes | None = None, all_tags: bool = False) -> Header:
     """Read what intake needs from ``path`` (or from ``raw``, the file's bytes already in memory, as the
@@ -112,7 +129,8 @@ def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool
     size = len(raw) if raw is not None else path.stat().st_size
     if size < 8:
         raise HeaderError("not_dicom", "The file is too short to be DICOM.")
-    with (io.BytesIO(raw) if raw is not None else open(path, "rb")) as fp:
+    with (io.BytesIO(raw) if raw is not None else open(path, "rb")) as raw_fp:
+        fp = _BoundedReader(raw_fp, size)
         preamble = fp.read(132)
         force = False
         if len(preamble) < 132 or preamble[128:132] != b"DICM":
@@ -134,23 +152,49 @@ def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool
             raise HeaderError("truncated", f"The DICOM header is truncated ({type(exc).__name__}).") from None
         except (ValueError, KeyError, TypeError, IndexError, NotImplementedError, AttributeError) as exc:
             raise HeaderError("truncated", f"The DICOM header cannot be parsed ({type(exc).__name__}).") from None
-        implicit, little = _encoding(ds)
-        if full:
-            pass
-        elif end < size:
-            fp.seek(end)
-            tag_bytes = fp.read(4)
-            fp.seek(end)
-            if len(tag_bytes) == 4:
-                group, elem = struct.unpack(("<" if little else ">") + "HH", tag_bytes)
-                if (group << 16 | elem) in PIXEL_TAGS:
-                    _check_pixel_element(fp, size, bool(little), bool(implicit))
-        elif end > size or _is_image_class(ds):
-            # Parsing ran past the end, or an image object ended before its pixel data.
-            raise HeaderError("truncated", "The DICOM file is truncated (it ends before its pixel data).")
+        except RecursionError:  # hostile input: sequences nested thousands deep
+            raise HeaderError("invalid_value", "The DICOM header nests sequences too deeply.") from None
+        except OSError as exc:
+            if exc.errno is not None:
+                raise  # the storage failed: a server fault, not the file's
+            # pydicom's "No tag to read at file position ...": malformed input, not a disk fault
+            raise HeaderError("truncated", "The DICOM header cannot be parsed (no tag where one must be).") from None
+        except Exception as exc:  # noqa: BLE001 - pydicom's own errors (BytesLengthException, ...) on bad input
+            raise HeaderError("truncated", f"The DICOM header cannot be parsed ({type(exc).__name__}).") from None
+        try:
+            _check_structure(ds, fp, size, end=None if full else end)
+        except HeaderError:
+            raise
+        except RecursionError:
+            raise HeaderError("invalid_value", "The DICOM header nests sequences too deeply.") from None
+        except Exception as exc:  # noqa: BLE001 - elements are decoded lazily: a bad one fails here
+            raise HeaderError("truncated", f"The DICOM header cannot be parsed ({type(exc).__name__}).") from None
     if full:
-        _check_full_read(ds, path, size)
+        try:
+            _check_full_read(ds, path, size)
+        except HeaderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise HeaderError("truncated", f"The DICOM file cannot be parsed ({type(exc).__name__}).") from None
     return Header(dataset=ds, size=size, full=full, end=None if full else end)
+
+
+def _check_structure(ds: Dataset, fp, size: int, *, end: int | None) -> None:
+    """After a header-only read (``end`` set): the pixel data element, if any, fits in the file."""
+    implicit, little = _encoding(ds)
+    if end is None:
+        pass
+    elif end < size:
+        fp.seek(end)
+        tag_bytes = fp.read(4)
+        fp.seek(end)
+        if len(tag_bytes) == 4:
+            group, elem = struct.unpack(("<" if little else ">") + "HH", tag_bytes)
+            if (group << 16 | elem) in PIXEL_TAGS:
+                _check_pixel_element(fp, size, bool(little), bool(implicit))
+    elif end > size or _is_image_class(ds):
+        # Parsing ran past the end, or an image object ended before its pixel data.
+        raise HeaderError("truncated", "The DICOM file is truncated (it ends before its pixel data).")
 
 
 def _is_image_class(ds: Dataset) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -114,13 +115,31 @@ def dicom_file_receive(*, path: Path | None = None, source: str, params: dict[st
         logger.error("intake failed on the database: %s", type(exc).__name__)
         raise IntakeError(f"The prearchive database is not available ({type(exc).__name__}).") from exc
     except OSError as exc:
+        if exc.errno is None:  # pydicom decoding a malformed element lazily ("No tag to read ..."): the file's
+            return _unreadable(path=path, source=source, exc=exc)
         logger.error("intake failed on storage: %s (errno %s)", type(exc).__name__, exc.errno)
         raise IntakeError(f"The prearchive storage failed ({exc.strerror or type(exc).__name__}).") from exc
+    except UNREADABLE as exc:  # a header value decoded lazily (routing, filters) that cannot be read
+        return _unreadable(path=path, source=source, exc=exc)
     finally:
         try:
             path.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+from pydicom.errors import BytesLengthException  # noqa: E402
+
+# pydicom decodes elements when first read: hostile input can fail after the header check.
+UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError, OverflowError,
+              RecursionError, UnicodeError, struct.error, EOFError, BytesLengthException)
+MSG_UNREADABLE = "The DICOM header cannot be read ({error})."
+
+
+def _unreadable(*, path: Path, source: str, exc: BaseException) -> IntakeResult:
+    logger.warning("intake refused a file whose header cannot be read: %s", type(exc).__name__)
+    return _reject(path=path, code=IntakeRejection.Reason.INVALID_VALUE,
+                   reason=MSG_UNREADABLE.format(error=type(exc).__name__), source=source or "")
 
 
 def _reject(*, path: Path, code: str, reason: str, source: str, study_uid: str = "", sop_uid: str = "",
