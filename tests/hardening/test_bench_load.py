@@ -1,0 +1,19 @@
+"""bench_load runs end to end with a tiny count (the real run: 2,000+ files, see the command's docstring), so
+the benchmark cannot rot: its processes start, every path carries files and the count check holds."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_bench_load_small_run_accounts_for_every_file():
+    out = io.StringIO()
+    call_command("bench_load", files=60, archive_files=8, rows=16, stdout=out)
+    text = out.getvalue()
+    assert "count check: OK" in text, text
+    assert "files/s" in text and "slowest C-STORE" in text and "slowest zip upload" in text
+    assert "archive of 8 files during the load" in text
