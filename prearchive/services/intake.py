@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
-from . import adapters, context, dicomwrite, fastpath, storage
+from . import adapters, context, dicomwrite, fastheader, fastpath, storage
 from .headers import Header, HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
 
 logger = logging.getLogger(__name__)
@@ -212,8 +212,13 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     try:
         # The site script edits the header only (dicomwrite): read up to the pixel data, keep its bytes.
         header_only = anonymize and dicomwrite.script_is_header_only(snap.anon_script)
-        header = header_read(None if raw is not None else path, extra_tags=extra,
-                             full=anonymize and not header_only, all_tags=header_only, raw=raw)
+        header = None
+        if header_only or not anonymize:  # the plain file without pydicom's reader (None: anything else)
+            header = fastheader.header_read(None if raw is not None else path, extra_tags=extra, raw=raw,
+                                            all_tags=header_only)
+        if header is None:
+            header = header_read(None if raw is not None else path, extra_tags=extra,
+                                 full=anonymize and not header_only, all_tags=header_only, raw=raw)
         file_bytes = None
         if header_only:
             file_bytes = raw if raw is not None else path.read_bytes()

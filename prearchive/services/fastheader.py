@@ -1,0 +1,192 @@
+"""A fast header read for the common file: what ``headers.header_read`` returns, without pydicom's reader.
+
+Intake reads ~30 header elements a file and keeps ~25; pydicom's generic reader (a generator, a file object,
+a Dataset per group) costs more than everything else intake does in Python. This walks the bytes with
+``struct`` and builds the same objects pydicom would (RawDataElements with the same VR, length, value and
+position; the file meta decoded where pydicom decodes it; the same original encoding), so everything after
+it (routing, filters, file_fields, the site script, dicomwrite) sees no difference. tests/prearchive/
+test_fastheader.py compares the two on many files.
+
+It only takes the plain case: preamble and DICM, explicit VR little endian file meta, an implicit or explicit
+VR little endian dataset (native or encapsulated pixel data), every element of defined length, a pixel data
+element that fits in the file. Anything else (no preamble, big endian, deflate, undefined lengths, a VR it
+does not know, anything out of bounds, no pixel data) returns None and intake uses ``header_read``, which
+also gives every error its reason. Nothing here raises for bad input.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from typing import Iterable
+
+from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
+
+from .headers import Header, _wanted_tags
+
+CHUNK = 64 * 1024  # a header longer than this goes to pydicom
+_PIXEL_TAGS = frozenset((0x7FE00008, 0x7FE00009, 0x7FE00010))
+_VRS = frozenset(v.value.encode("ascii") for v in VR if len(v.value) == 2)
+_LONG = frozenset(v.encode("ascii") for v in EXPLICIT_VR_LENGTH_32)
+_EXPLICIT = struct.Struct("<HH2sH").unpack_from
+_IMPLICIT = struct.Struct("<HHL").unpack_from
+_UL = struct.Struct("<L").unpack_from
+
+
+class _Fallback(Exception):
+    pass
+
+
+def header_read(path: Path | None, *, extra_tags: Iterable = (), raw: bytes | None = None,
+                all_tags: bool = False) -> Header | None:
+    """``headers.header_read(path or raw, extra_tags=..., all_tags=...)`` (header-only), or None."""
+    try:
+        if raw is not None:
+            data, size, tail = raw, len(raw), None
+        else:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                data = fh.read(CHUNK)
+                tail = None
+                if size > len(data) and size >= 8:
+                    fh.seek(size - 8)
+                    tail = fh.read(8)
+        wanted = None if all_tags else frozenset(_wanted_tags(tuple(sorted(extra_tags, key=str)))) | {0x00080005}
+        return _read(data, size, tail, wanted, raw, path)
+    except _Fallback:
+        return None
+    except (struct.error, ValueError, TypeError, KeyError, IndexError, UnicodeError, OverflowError):
+        return None
+
+
+def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, raw: bytes | None,
+          path: Path | None) -> Header:
+    n = len(data)
+    if n < 144 or data[128:132] != b"DICM":
+        raise _Fallback
+    # File meta: explicit VR little endian, group 0002.
+    meta: dict = {}
+    pos = 132
+    while True:
+        if pos + 8 > n:
+            raise _Fallback
+        group, elem, vr, length = _EXPLICIT(data, pos)
+        if group != 2:
+            break
+        if vr not in _VRS:
+            raise _Fallback
+        if vr in _LONG:
+            length = _UL(data, pos + 8)[0]
+            header = 12
+        else:
+            header = 8
+        if length == 0xFFFFFFFF or pos + header + length > n:
+            raise _Fallback
+        tag = BaseTag(group << 16 | elem)
+        vr_s = vr.decode("ascii")
+        value = data[pos + header:pos + header + length] if length else empty_value_for_VR(vr_s, raw=True)
+        meta[tag] = RawDataElement(tag, vr_s, length, value, pos + header, False, True)
+        pos += header + length
+    if not meta or group == 0:
+        raise _Fallback  # no file meta, or a command set: pydicom's business
+    file_meta = FileMetaDataset(meta)
+    file_meta.set_original_encoding(is_implicit_vr=False, is_little_endian=True,
+                                    character_encoding=default_encoding)
+    file_meta[min(meta)]  # pydicom decodes the first element to test the encoding
+    if "FileMetaInformationGroupLength" in file_meta:
+        file_meta.FileMetaInformationGroupLength  # noqa: B018 - and reads the group length
+    transfer_syntax = file_meta.get("TransferSyntaxUID")
+    if transfer_syntax == ImplicitVRLittleEndian:
+        implicit = True
+    elif transfer_syntax == ExplicitVRLittleEndian:
+        implicit = False
+    elif (isinstance(transfer_syntax, UID) and transfer_syntax.is_transfer_syntax and not transfer_syntax.is_private
+          and transfer_syntax.is_compressed and transfer_syntax.is_little_endian
+          and transfer_syntax != DeflatedExplicitVRLittleEndian):
+        implicit = False
+    else:
+        raise _Fallback
+    # pydicom checks the first element's VR against the transfer syntax (and switches, with a warning).
+    if pos + 8 > n:
+        raise _Fallback
+    found_implicit = not (0x40 < data[pos + 4] < 0x5B and 0x40 < data[pos + 5] < 0x5B)
+    if found_implicit != implicit:
+        raise _Fallback
+
+    elements: dict = {}
+    charset = None
+    end = None
+    while pos + 8 <= n:
+        if implicit:
+            group, elem, length = _IMPLICIT(data, pos)
+            vr_s, header = None, 8
+        else:
+            group, elem, vr, length = _EXPLICIT(data, pos)
+            if vr not in _VRS:
+                raise _Fallback
+            if vr in _LONG:
+                if pos + 12 > n:
+                    raise _Fallback
+                length = _UL(data, pos + 8)[0]
+                header = 12
+            else:
+                header = 8
+            vr_s = vr.decode("ascii")
+        tag = group << 16 | elem
+        if tag in _PIXEL_TAGS:
+            end = pos
+            break
+        if group == 0xFFFE or length == 0xFFFFFFFF or group < 8:
+            raise _Fallback
+        value_at = pos + header
+        pos = value_at + length
+        if pos > n:
+            raise _Fallback  # beyond what was read (or truncated): pydicom decides
+        if wanted is not None and tag not in wanted:
+            continue
+        if length:
+            value = data[value_at:pos]
+        else:
+            value = empty_value_for_VR(vr_s, raw=True)
+        btag = BaseTag(tag)
+        elements[btag] = RawDataElement(btag, vr_s, length, value, value_at, implicit, True)
+        if tag == 0x00080005:
+            charset = value
+    if end is None:
+        raise _Fallback  # no pixel data (or a header longer than CHUNK): header_read's checks
+    _pixel_fits(data, end, size, implicit, raw, tail)
+
+    dataset = Dataset(elements)
+    if charset is not None:  # as pydicom's read_dataset: decoded aside, the element stays raw
+        encoding = convert_encodings(convert_raw_data_element(elements[BaseTag(0x00080005)]).value)
+    else:
+        encoding = default_encoding
+    dataset.set_original_encoding(implicit, True, encoding)
+    ds = FileDataset(io.BytesIO(raw) if raw is not None else str(path), dataset, data[:128], file_meta,
+                     implicit, True)
+    ds.set_original_encoding(implicit, True, dataset._character_set)  # as pydicom's read_partial
+    return Header(dataset=ds, size=size, full=False, end=end)
+
+
+def _pixel_fits(data: bytes, end: int, size: int, implicit: bool, raw, tail: bytes | None) -> None:
+    """headers._check_pixel_element: the declared length fits in the file (else pydicom's path says why)."""
+    if end + 12 > len(data):
+        raise _Fallback
+    if implicit:
+        length, header = _UL(data, end + 4)[0], 8
+    elif data[end + 4:end + 6] in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"UT", b"SQ", b"UC", b"UR"):
+        length, header = _UL(data, end + 8)[0], 12
+    else:
+        length, header = struct.unpack_from("<H", data, end + 6)[0], 8
+    if length == 0xFFFFFFFF:
+        last = data[size - 8:size] if tail is None else tail
+        if len(last) != 8 or last[:4] not in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd"):
+            raise _Fallback
+    elif end + header + length > size:
+        raise _Fallback
