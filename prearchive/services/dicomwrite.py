@@ -17,6 +17,7 @@ import struct
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
@@ -73,14 +74,25 @@ def tail_ok(raw: bytes | memoryview, end: int | None, implicit: bool) -> bool:
     return pixel_length(raw, end, implicit) is not None
 
 
+def _us(ds: Dataset, tag: int):
+    """ds.get(keyword) of a US element, read from its two raw bytes when it has one value (no decoding)."""
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return None
+    if (type(elem) is RawDataElement and elem.VR in ("US", None) and isinstance(elem.value, bytes)
+            and len(elem.value) == 2 and elem.is_little_endian):
+        return elem.value[0] | elem.value[1] << 8
+    return ds[tag].value
+
+
 def pixel_length_check(ds: Dataset, length: int) -> None:
     """What a full read checks (headers._check_full_read): the pixel data is not shorter than the image."""
     if length == 0xFFFFFFFF:
         return
     try:
-        rows, cols = ds.get("Rows"), ds.get("Columns")
-        bits, spp = ds.get("BitsAllocated"), ds.get("SamplesPerPixel") or 1
-        frames = int(ds.get("NumberOfFrames") or 1)
+        rows, cols, bits, spp = (_us(ds, 0x00280010), _us(ds, 0x00280011), _us(ds, 0x00280100),
+                                 _us(ds, 0x00280002) or 1)
+        frames = int(ds.get("NumberOfFrames") or 1) if 0x00280008 in ds._dict else 1
         if rows and cols and bits:
             expected = int(rows) * int(cols) * int(spp) * frames * int(bits) // 8
             if length < expected:
@@ -109,10 +121,43 @@ def _element_bytes(tag: int, elem, implicit: bool, encodings) -> bytes:
                     return _PACK_LONG(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, n) + value
                 if n <= 0xFFFF:
                     return _PACK_SHORT(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n) + value
+    key = _sequence_key(elem, implicit, encodings) if elem.VR == "SQ" else None
+    if key is not None:
+        cached = _SEQUENCES.get(key)
+        if cached is not None:
+            return cached
     out = DicomBytesIO()
     out.is_implicit_VR, out.is_little_endian = implicit, True
     write_data_element(out, elem, encodings)
-    return out.getvalue()
+    value = out.getvalue()
+    if key is not None:
+        _SEQUENCES[key] = value
+        while len(_SEQUENCES) > 64:
+            _SEQUENCES.pop(next(iter(_SEQUENCES)))
+    return value
+
+
+# The same small sequence of plain text items (the de-identification code the site script appends to every
+# file) encodes to the same bytes: pydicom's writer is deterministic in everything the key holds.
+_SEQUENCES: dict = {}
+_SEQ_TEXT_VRS = frozenset(("AE", "CS", "DA", "DS", "IS", "LO", "LT", "SH", "ST", "TM", "UI", "UT"))
+
+
+def _sequence_key(elem, implicit: bool, encodings) -> tuple | None:
+    seq = elem.value
+    if type(elem) is RawDataElement or not isinstance(seq, Sequence) or len(seq) > 4:
+        return None
+    items = []
+    for item in seq:
+        if type(item) is not Dataset or len(item._dict) > 8 or getattr(item, "file_meta", None) is not None:
+            return None
+        values = []
+        for tag, sub in item._dict.items():
+            if type(sub) is RawDataElement or sub.VR not in _SEQ_TEXT_VRS or type(sub.value) is not str:
+                return None
+            values.append((int(tag), sub.VR, sub.value))
+        items.append((bool(getattr(item, "is_undefined_length_sequence_item", False)), tuple(sorted(values))))
+    return (int(elem.tag), implicit, repr(encodings), bool(elem.is_undefined_length), tuple(items))
 
 
 def _unchanged(tag: int, elem, original: dict | None, before: dict | None):

@@ -123,7 +123,8 @@ def dicom_file_receive(*, path: Path | None = None, source: str, params: dict[st
         return _unreadable(path=path, source=source, exc=exc)
     finally:
         try:
-            path.unlink(missing_ok=True)
+            if path is not _NO_FILE:
+                path.unlink(missing_ok=True)
         except OSError:
             pass
 
@@ -402,7 +403,8 @@ def _relative_dir(project_id: str | None, timestamp: str, folder: str) -> str:
 def _place(path: Path, data: bytes | None, dest: Path) -> None:
     if data is not None:
         storage.bytes_write_atomic(dest, data)
-        path.unlink(missing_ok=True)
+        if path is not _NO_FILE:
+            path.unlink(missing_ok=True)
     else:
         storage.file_move_atomic(path, dest)
 
