@@ -1,6 +1,10 @@
-"""``manage.py bench_receive [--files 1000] [--associations 1]``: files/s of a storescu sending one session to
-``run_dicom_scp`` (the real path: intake, site anonymization, database) against the same sender to a bare
-pynetdicom SCP that only writes files, in one run. Prints both rates and their ratio (target >= 0.7).
+"""``manage.py bench_receive [--files 1000] [--associations 1] [--chunk 200]``: files/s of a storescu sending one
+session to ``run_dicom_scp`` (the real path: intake, site anonymization, database) against the same sender to
+a bare pynetdicom SCP that only writes files, in one run. Prints both rates and their ratio (target >= 0.7).
+
+Both receivers run side by side and the session goes to them in alternating chunks (the same files, each
+chunk first to one then to the other, the order swapped every round), so that a machine busy with other
+work slows both alike; each side's rate is its files over the sum of its chunks' times.
 
 The receiver under test writes into a throwaway prearchive folder; the session rows it creates in the
 configured database are deleted at the end.
@@ -76,6 +80,7 @@ class Command(BaseCommand):
         parser.add_argument("--files", type=int, default=1000)
         parser.add_argument("--associations", type=int, default=1, help="Concurrent storescu processes.")
         parser.add_argument("--sender", default=STORESCU, help="dcmtk storescu (full path).")
+        parser.add_argument("--chunk", type=int, default=200, help="Files per alternating chunk.")
 
     def handle(self, *args, **options):
         if not os.access(options["sender"], os.X_OK):
@@ -87,8 +92,7 @@ class Command(BaseCommand):
             size = sum(p.stat().st_size for p in files)
             self.stdout.write(f"session: {len(files)} files, {size / len(files) / 1024:.0f} KB each, "
                               f"{options['associations']} association(s), sender {options['sender']}")
-            bare = self._bare(work, files, options)
-            ours = self._ours(work, files, options, study_uid)
+            bare, ours = self._interleaved(work, files, options, study_uid)
         finally:
             from prearchive.models import IntakeRejection, PrearchiveSession
 
@@ -140,6 +144,60 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+
+    def _start(self, args, env, log: Path, needle: str) -> subprocess.Popen:
+        fh = open(log, "wb")
+        proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=settings.BASE_DIR)
+        fh.close()
+        try:
+            self._wait(proc, log, needle)
+        except BaseException:
+            self._stop(proc)
+            raise
+        return proc
+
+    def _stop(self, proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def _interleaved(self, work: Path, files: list[Path], options, study_uid: str) -> tuple[float, float]:
+        from prearchive.models import PrearchiveFile
+
+        out = work / "bare"
+        out.mkdir()
+        bare_port, port = _free_port(), _free_port()
+        env = dict(os.environ, DATABASE_URL=_database_url(), PREARCHIVE_ROOT=str(work / "prearchive"),
+                   UPLOAD_TMP_ROOT=str(work / "prearchive" / ".incoming"), PYTHONUNBUFFERED="1")
+        env.setdefault("SECRET_KEY", settings.SECRET_KEY)
+        procs = []
+        try:
+            procs.append(self._start([sys.executable, "-m", "upload.bench_scp", str(bare_port), str(out), "BARESCP"],
+                                     dict(os.environ), work / "bare.log", "listening"))
+            procs.append(self._start([sys.executable, "manage.py", "run_dicom_scp", "--port", str(port),
+                                      "--ae-title", "BENCH", "--bind", "127.0.0.1", "--only"],
+                                     env, work / "scp.log", "listening on"))
+            seconds = {"bare": 0.0, "ours": 0.0}
+            chunk = max(1, options["chunk"])
+            for n, start in enumerate(range(0, len(files), chunk)):
+                part = files[start:start + chunk]
+                sides = [("bare", bare_port, "BARESCP"), ("ours", port, "BENCH")]
+                for side, side_port, title in (sides if n % 2 == 0 else sides[::-1]):
+                    seconds[side] += len(part) / self._send(part, side_port, title, options)
+        finally:
+            for proc in procs:
+                self._stop(proc)
+        received = len(list(out.iterdir()))
+        if received != len(files):
+            raise CommandError(f"bare SCP received {received} of {len(files)} files")
+        stored = PrearchiveFile.objects.filter(study_instance_uid=study_uid).count()
+        if stored != len(files):
+            raise CommandError(f"run_dicom_scp stored {stored} of {len(files)} files")
+        return len(files) / seconds["bare"], len(files) / seconds["ours"]
 
     def _bare(self, work: Path, files: list[Path], options) -> float:
         out = work / "bare"
