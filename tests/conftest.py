@@ -34,6 +34,19 @@ def pytest_sessionstart(session) -> None:
         )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """A test that restarted PostgreSQL (tests/hardening) leaves this process's idle connections dead;
+    drop them before the next test's database fixtures use them."""
+    if not _django_active(item.config):
+        return
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
+            conn.close()
+
+
 @pytest.fixture(autouse=True)
 def _storage_roots(request, tmp_path):
     """Every test gets its own prearchive, archive and upload folders."""
