@@ -1,6 +1,8 @@
 """manage.py bench_intake: intake throughput against a bare loop, and the memory of a 10,000-instance build.
 
-1. Writes a corpus of synthetic DICOM files (default 1,000: 10 studies x 5 series x 20 instances, 64x64).
+1. Writes a corpus of synthetic DICOM files (default 1,000: 10 studies x 5 series x 20 instances), 256x256
+   16-bit MR images (~130 KB a file, the realistic size bench_receive and bench_anonymize use; ``--size 64``
+   gives the earlier 9 KB toy files, where a file copy costs next to nothing).
 2. Bare loop: for each file, read the header (pydicom, stop_before_pixels) and copy the file.
 3. Intake: ``dicom_file_receive`` on a fresh temporary copy of each file (copies made before timing, as a
    route would have written them), with ``prevent_anon`` so both sides do the same work; with
@@ -55,7 +57,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--files", type=int, default=1000)
         parser.add_argument("--instances", type=int, default=10_000, help="instances in the build benchmark")
-        parser.add_argument("--size", type=int, default=64, help="rows and columns of each image")
+        parser.add_argument("--size", type=int, default=256, help="rows and columns of each image")
         parser.add_argument("--with-anon", action="store_true", help="also time intake through the site script")
 
     def handle(self, *args, **opts):
