@@ -34,17 +34,21 @@ def pytest_sessionstart(session) -> None:
         )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item) -> None:
-    """A test that restarted PostgreSQL (tests/hardening) leaves this process's idle connections dead;
-    drop them before the next test's database fixtures use them."""
-    if not _django_active(item.config):
-        return
+def _drop_dead_connections() -> None:
+    """A test that restarted PostgreSQL (tests/hardening) leaves idle connections dead. Django keeps
+    connections per thread, or per context while an event loop runs (Playwright's sync API runs one), so
+    this is called both before each test and inside the browser fixture."""
     from django.db import connections
 
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
             conn.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    if _django_active(item.config):
+        _drop_dead_connections()
 
 
 @pytest.fixture(autouse=True)
@@ -218,11 +222,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @pytest.fixture
-def browser_page(tmp_path):
+def browser_page(tmp_path, monkeypatch):
     """A Playwright page in Debian's Chromium (Playwright's own browser download cannot work here)."""
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread; the tests' ORM calls are plain and safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
     with sync_playwright() as pw:
+        _drop_dead_connections()
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
