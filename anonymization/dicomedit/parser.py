@@ -306,9 +306,14 @@ class _Parser:
         t = self.next()
         if self.dialect == "4":
             raise self.fail(t, "lists are not available in DicomEdit 4.2")
+        items = self._values_until("}")
+        return A.ListLit(t.line, t.column, items)
+
+    def _values_until(self, close: str) -> list[A.Node]:
+        """Comma-separated values (newlines allowed around them) up to and including ``close``."""
         items: list[A.Node] = []
         self.skip_newlines()
-        if self.peek().kind != "}":
+        if self.peek().kind != close:
             while True:
                 items.append(self.value(as_arg=True))
                 self.skip_newlines()
@@ -317,8 +322,8 @@ class _Parser:
                     self.skip_newlines()
                     continue
                 break
-        self.expect("}", "',' or '}'")
-        return A.ListLit(t.line, t.column, items)
+        self.expect(close, f"',' or '{close}'")
+        return items
 
     def call(self) -> A.Call:
         name_tok = self.next()
@@ -329,18 +334,7 @@ class _Parser:
         if spec is None or self.dialect not in spec.dialects:
             raise self.fail(name_tok, f"unknown function '{name}'")
         self.expect("[", "'['")
-        args: list[A.Node] = []
-        self.skip_newlines()
-        if self.peek().kind != "]":
-            while True:
-                args.append(self.value(as_arg=True))
-                self.skip_newlines()
-                if self.peek().kind == ",":
-                    self.next()
-                    self.skip_newlines()
-                    continue
-                break
-        self.expect("]", "',' or ']'")
+        args = self._values_until("]")
         n = len(args)
         if n < spec.min_args or (spec.max_args is not None and n > spec.max_args):
             raise self.fail(name_tok, f"{name} takes {spec.arity_text()}, got {n}")
