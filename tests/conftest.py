@@ -67,7 +67,31 @@ def _storage_roots(request, tmp_path):
     yield roots
 
 
+@pytest.fixture(autouse=True)
+def _clear_intake_hints(request):
+    """Intake keeps a per-process cache of recent sessions; no test may see another's."""
+    if not _django_active(request.config):
+        yield
+        return
+    from prearchive.services import intake
+
+    intake._SESSION_HINTS.clear()
+    yield
+    intake._SESSION_HINTS.clear()
+
+
 # ------------------------------------------------------------------ personas
+
+
+@pytest.fixture
+def site(db):
+    """The site settings, with the site-wide anonymization script off unless a test turns it on."""
+    from xnatlite.selectors import site_config_get
+
+    config = site_config_get()
+    config.enable_sitewide_anonymization_script = False
+    config.save()
+    return config
 
 
 @pytest.fixture

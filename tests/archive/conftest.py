@@ -84,27 +84,8 @@ def read_all(project: str, label: str):
 
 
 @pytest.fixture
-def site(db):
-    from xnatlite.selectors import site_config_get
-
-    config = site_config_get()
-    config.enable_sitewide_anonymization_script = False
-    config.save()
-    return config
-
-
-@pytest.fixture
 def scripted_project(project, site):
     project.anon_script = PROJECT_SCRIPT
     project.anon_script_enabled = True
     project.save()
     return project
-
-
-@pytest.fixture(autouse=True)
-def _clear_intake_hints():
-    from prearchive.services import intake
-
-    intake._SESSION_HINTS.clear()
-    yield
-    intake._SESSION_HINTS.clear()

@@ -245,12 +245,3 @@ def sop_of(path: Path) -> str:
     from pydicom import dcmread
 
     return str(dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
-
-
-@pytest.fixture(autouse=True)
-def _clear_intake_hints():
-    from prearchive.services import intake
-
-    intake._SESSION_HINTS.clear()
-    yield
-    intake._SESSION_HINTS.clear()

@@ -41,23 +41,3 @@ def send_study(*, series=((1, "MR", 3),), study_uid=None, **tags):
                               SeriesNumber=number, InstanceNumber=i, **tags)
             results.append(receive(ds))
     return results
-
-
-@pytest.fixture
-def site(db):
-    """The site settings, with the site-wide anonymization script off unless a test turns it on."""
-    from xnatlite.selectors import site_config_get
-
-    config = site_config_get()
-    config.enable_sitewide_anonymization_script = False
-    config.save()
-    return config
-
-
-@pytest.fixture(autouse=True)
-def _clear_intake_hints():
-    from prearchive.services import intake
-
-    intake._SESSION_HINTS.clear()
-    yield
-    intake._SESSION_HINTS.clear()

@@ -136,7 +136,7 @@ def test_every_url_has_a_rule():
 
 
 @pytest.fixture
-def world(admin_user, project, owner, member, collaborator, outsider, site_no_anon):
+def world(admin_user, project, owner, member, collaborator, outsider, site):
     """One of everything a URL can name, in project PROJ1."""
     from prearchive.models import PrearchiveFile
     from prearchive.services.archive import session_archive, session_archive_request
@@ -157,16 +157,6 @@ def world(admin_user, project, owner, member, collaborator, outsider, site_no_an
         "transfer_id": str(transfer.id), "job_id": str(job.id), "key": "nokey", "operation": "move",
         "code": "4", **VALUES,
     }
-
-
-@pytest.fixture
-def site_no_anon(db):
-    from xnatlite.selectors import site_config_get
-
-    config = site_config_get()
-    config.enable_sitewide_anonymization_script = False
-    config.save()
-    return config
 
 
 def _url(route: str, values: dict[str, str]) -> str:
