@@ -36,10 +36,3 @@ def json_body(request) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def wants_json(request) -> bool:
-    fmt = request.GET.get("format", "").lower()
-    if fmt:
-        return fmt == "json"
-    return True
