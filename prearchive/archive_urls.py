@@ -6,7 +6,6 @@ from django.urls import path, re_path
 from . import archive_api, archive_api_anon, archive_api_data
 
 SEG = r"[^/]+"
-LOGIN_PAGE = "/app/template/Login.vm"
 urlpatterns = [
     # XNAT's login page: anonymous visitors of the pages land here. XNAT clients (xnatpy) probe "/" and take
     # the part of the final URL before "/app/" as the server's root, so the login page must live under /app/.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required as _login_required
+from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -31,11 +31,6 @@ SORTS = {"project": "project_id", "subject": "subject", "label": "name", "scan_d
          "lastmod": "lastmod"}
 RUNNING = (Status.QUEUED_ARCHIVING, Status.ARCHIVING, Status.QUEUED_MOVING, Status.MOVING, Status.QUEUED_DELETING,
            Status.DELETING, Status.QUEUED_BUILDING, Status.BUILDING, Status.SEPARATING, Status.QUEUED_SEPARATING)
-
-
-def login_required(view):
-    """Anonymous visitors go to the XNAT-style login page (/app/template/Login.vm)."""
-    return _login_required(view, login_url="/app/template/Login.vm")
 
 
 def _visible(user):

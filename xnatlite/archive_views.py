@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required as _login_required
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,11 +16,6 @@ from . import permissions
 from .models import ID_VALIDATOR, AuditEvent, ImageSession, Project, Subject
 from .services_archive import (archived_session_delete, archived_session_quarantine_set, archived_session_update,
                                subject_relabel)
-
-
-def login_required(view):
-    """Anonymous visitors go to the XNAT-style login page (/app/template/Login.vm)."""
-    return _login_required(view, login_url="/app/template/Login.vm")
 
 
 def _project_or_404(request: HttpRequest, project_id: str) -> Project:

@@ -128,7 +128,8 @@ Path(str(STATIC_ROOT)).mkdir(parents=True, exist_ok=True)
 # Serve app static files straight from their folders too, so a missed collectstatic never breaks pages.
 WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "/admin/login/"
+# XNAT keeps its login page here, and XNAT clients (xnatpy) expect it there.
+LOGIN_URL = "/app/template/Login.vm"
 LOGIN_REDIRECT_URL = "/prearchive/"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
