@@ -52,14 +52,19 @@ def fast_site(settings):
 PROCS: list = []
 
 
-@pytest.fixture(autouse=True)
-def _procs(request):
+# The processes start only after fast_site has written the beat entry: a beat whose first read found no
+# entries at all misses the first one written after it (django-celery-beat compares change stamps).
+@pytest.fixture
+def celery_worker(fast_site, celery_worker):
+    PROCS.append(celery_worker)
+    yield celery_worker
     PROCS.clear()
-    for name in ("celery_worker", "celery_beat"):
-        if name in request.fixturenames:
-            PROCS.append(request.getfixturevalue(name))
-    yield
-    PROCS.clear()
+
+
+@pytest.fixture
+def celery_beat(fast_site, celery_worker, celery_beat):
+    PROCS.append(celery_beat)
+    return celery_beat
 
 
 def wait_for(predicate, timeout):
