@@ -22,6 +22,7 @@ from django.db import connection
 from prearchive.models import PrearchiveFile, PrearchiveSession
 
 _SQL: str | None = None
+_MANY_SQL: str | None = None
 _FIELDS: list = []
 _MISSING = object()
 _PLAIN: list[tuple[type, ...]] = []
@@ -41,8 +42,18 @@ def _plain_types(field) -> tuple[type, ...]:
     return ()
 
 
+def _array_type(field) -> str:
+    """The SQL type of a column's array parameter: text for the character columns (so that a value too
+    long still fails on the column's own length, as a plain INSERT would, instead of being cut by a cast)."""
+    from django.db import models
+
+    if isinstance(field, (models.CharField, models.TextField)):
+        return "text"
+    return field.db_type(connection)
+
+
 def _build_sql() -> str:
-    global _SQL, _FIELDS
+    global _SQL, _MANY_SQL, _FIELDS
     q = connection.ops.quote_name
     s_table, f_table = q(PrearchiveSession._meta.db_table), q(PrearchiveFile._meta.db_table)
     _FIELDS = [f for f in PrearchiveFile._meta.concrete_fields if not f.primary_key and f.attname != "session_id"]
@@ -50,16 +61,29 @@ def _build_sql() -> str:
     columns = ", ".join([q("session_id")] + [q(f.column) for f in _FIELDS])
     marks = ", ".join(["%s"] * len(_FIELDS))
     receiving = ", ".join(f"'{s}'" for s in PrearchiveSession.RECEIVING_STATUSES)
-    _SQL = (
+    touch = (
         "WITH cfg AS (SELECT set_config('synchronous_commit', "
         "coalesce(%s, current_setting('synchronous_commit')), true)), "
         f"s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {q('id')} = %s "
         f"AND {q('project_id')} IS NOT DISTINCT FROM %s AND {q('tag')} = %s AND {q('name')} = %s "
         f"AND {q('timestamp')} = %s AND {q('folder_name')} = %s AND {q('status')} IN ({receiving}) "
         f"RETURNING {q('id')}), "
-        f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, {marks} FROM s "
-        f"ON CONFLICT ({q('session_id')}, {q('sop_instance_uid')}) DO NOTHING RETURNING 1) "
-        f"SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins), (SELECT count(*) FROM cfg)"
+    )
+    conflict = f"ON CONFLICT ({q('session_id')}, {q('sop_instance_uid')}) DO NOTHING"
+    _SQL = (
+        touch + f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, {marks} FROM s {conflict} "
+        "RETURNING 1) SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins), (SELECT count(*) FROM cfg)"
+    )
+    # The same for many files of one session: one array parameter per column, zipped by unnest, so the
+    # statement text (and its server-side plan) is the same whatever the number of files.
+    arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in _FIELDS)
+    names = ", ".join(q(f.column) for f in _FIELDS)
+    sop = q("sop_instance_uid")
+    _MANY_SQL = (
+        touch + f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, u.* FROM s "
+        f"CROSS JOIN unnest({arrays}) AS u({names}) {conflict} RETURNING {sop}) "
+        f"SELECT (SELECT count(*) FROM s), (SELECT coalesce(array_agg({sop}), '{{}}') FROM ins), "
+        "(SELECT count(*) FROM cfg)"
     )
     return _SQL
 
@@ -73,17 +97,40 @@ def touch_and_insert(*, session_id: int, key: tuple, timestamp: str, folder: str
     relax = not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False)
     params: list[Any] = ["off" if relax else None, now, session_id, project_id, tag, name, timestamp, folder]
     for f, plain in zip(_FIELDS, _PLAIN):
-        value = values.get(f.attname, _MISSING)
-        # A str for a text column, an int (or None where allowed) for an integer one go as they are:
-        # get_db_prep_save would return them unchanged. Anything else goes through Django.
-        params.append(value if type(value) in plain else f.get_db_prep_save(
-            f.get_default() if value is _MISSING else value, connection))
+        params.append(_prep(f, plain, values.get(f.attname, _MISSING)))
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = _prepared_cursor()
         cursor.execute(sql, params, prepare=True)
         touched, inserted, _ = cursor.fetchone()
     return bool(touched), bool(inserted)
+
+
+def _prep(field, plain: tuple[type, ...], value: Any) -> Any:
+    # A str for a text column, an int (or None where allowed) for an integer one go as they are:
+    # get_db_prep_save would return them unchanged. Anything else goes through Django.
+    return value if type(value) in plain else field.get_db_prep_save(
+        field.get_default() if value is _MISSING else value, connection)
+
+
+def touch_and_insert_many(*, session_id: int, key: tuple, timestamp: str, folder: str, now: datetime,
+                          rows: list[tuple[str, dict[str, Any]]]) -> tuple[bool, set[str]]:
+    """``touch_and_insert`` for many files of one session, in one statement: (session touched, the SOP
+    Instance UIDs whose rows were inserted). ``rows``: (SOP Instance UID, row), the UIDs distinct."""
+    if _MANY_SQL is None:
+        _build_sql()
+    project_id, tag, name = key
+    relax = not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False)
+    params: list[Any] = ["off" if relax else None, now, session_id, project_id, tag, name, timestamp, folder]
+    values = [dict(row, sop_instance_uid=sop_uid) for sop_uid, row in rows]
+    for f, plain in zip(_FIELDS, _PLAIN):
+        params.append([_prep(f, plain, v.get(f.attname, _MISSING)) for v in values])
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = _prepared_cursor()
+        cursor.execute(_MANY_SQL, params, prepare=True)
+        touched, inserted, _ = cursor.fetchone()
+    return bool(touched), set(inserted or ())
 
 
 def _prepared_cursor():

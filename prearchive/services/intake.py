@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
 import os
+import struct
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -112,13 +113,11 @@ def dicom_file_receive(*, path: Path | None = None, source: str, params: dict[st
         logger.error("intake refused: the site-wide anonymization script does not compile")
         raise IntakeError(MSG_SCRIPT_BROKEN.format(detail=exc)) from None
     except (OperationalError, InterfaceError, DatabaseError) as exc:
-        logger.error("intake failed on the database: %s", type(exc).__name__)
-        raise IntakeError(f"The prearchive database is not available ({type(exc).__name__}).") from exc
+        raise _database_or_storage_fault(exc) from exc
     except OSError as exc:
         if exc.errno is None:  # pydicom decoding a malformed element lazily ("No tag to read ..."): the file's
             return _unreadable(path=path, source=source, exc=exc)
-        logger.error("intake failed on storage: %s (errno %s)", type(exc).__name__, exc.errno)
-        raise IntakeError(f"The prearchive storage failed ({exc.strerror or type(exc).__name__}).") from exc
+        raise _database_or_storage_fault(exc) from exc
     except UNREADABLE as exc:  # a header value decoded lazily (routing, filters) that cannot be read
         return _unreadable(path=path, source=source, exc=exc)
     finally:
@@ -127,6 +126,133 @@ def dicom_file_receive(*, path: Path | None = None, source: str, params: dict[st
                 path.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def _database_or_storage_fault(exc: BaseException) -> IntakeError:
+    if isinstance(exc, OSError):
+        logger.error("intake failed on storage: %s (errno %s)", type(exc).__name__, exc.errno)
+        return IntakeError(f"The prearchive storage failed ({exc.strerror or type(exc).__name__}).")
+    logger.error("intake failed on the database: %s", type(exc).__name__)
+    return IntakeError(f"The prearchive database is not available ({type(exc).__name__}).")
+
+
+# ------------------------------------------------------------------ many files handed over together
+
+GROUP_FILES = 100  # rows written together, at most
+_LOCAL = threading.local()  # .group: the _Group of the dicom_files_receive call running on this thread
+
+
+def dicom_files_receive(paths: Iterable[Path], *, source: str, params: dict[str, str] | None = None, user=None,
+                        prevent_anon: bool = False, group_files: int = GROUP_FILES) -> Iterator[IntakeResult]:
+    """``dicom_file_receive`` on each temporary file, in order, yielding each file's result: for files
+    handed over together (an archive, a folder) whose sender hears back only at the end.
+
+    Every outcome is the one ``dicom_file_receive`` gives; what differs is the cost. A file for a session
+    already known to this process goes into its folder at once, but its row waits: the rows of up to
+    ``group_files`` such files are written together, one statement per session (PostgreSQL), instead of one
+    round trip a file. A file whose row cannot be written that way (its session was built, moved or
+    deleted meanwhile; the instance is there already) then takes the general path, file by file. Results
+    come once their rows are written, so in bursts. On a server fault the results of the files stored
+    are yielded, the files whose rows were not written are removed, and IntakeError is raised."""
+    group = _Group()
+    done: list[IntakeResult | _Pending] = []
+    error: IntakeError | None = None
+    try:
+        for path in paths:
+            _LOCAL.group = group
+            try:
+                done.append(dicom_file_receive(path=path, source=source, params=params, user=user,
+                                               prevent_anon=prevent_anon))
+            finally:
+                _LOCAL.group = None
+            if len(group.pending) >= group_files:
+                _group_flush(group)
+                yield from _results(done)
+                done = []
+    except IntakeError as exc:
+        error = exc
+    try:
+        _group_flush(group)
+    except IntakeError as exc:
+        error = error or exc
+    yield from _results(done)
+    if error is not None:
+        raise error
+
+
+@dataclass
+class _Pending:
+    pk: int
+    key: tuple
+    values: dict[str, Any]
+    timestamp: str
+    folder: str
+    now: Any
+    sop_uid: str
+    relative: str
+    row: dict[str, Any]
+    placed: Path
+    replacing: bool
+    result: IntakeResult | None = None
+
+
+class _Group:
+    """Files of one ``dicom_files_receive`` call already in their session folders, waiting for their rows."""
+
+    def __init__(self) -> None:
+        self.pending: list[_Pending] = []
+        self._keys: set[tuple[int, str]] = set()
+
+    def accepts(self, pk: int, sop_uid: str) -> bool:
+        """False for a second copy of an instance already waiting: the group is written first."""
+        return (pk, sop_uid) not in self._keys
+
+    def add(self, pending: _Pending) -> _Pending:
+        self.pending.append(pending)
+        self._keys.add((pending.pk, pending.sop_uid))
+        return pending
+
+    def flush(self) -> None:
+        pending, self.pending, self._keys = self.pending, [], set()
+        by_session: dict[tuple[int, str, str], list[_Pending]] = {}
+        for item in pending:
+            by_session.setdefault((item.pk, item.timestamp, item.folder), []).append(item)
+        try:
+            for (pk, timestamp, folder), items in by_session.items():
+                key = items[0].key
+                touched, inserted = fastpath.touch_and_insert_many(
+                    session_id=pk, key=key, timestamp=timestamp, folder=folder, now=max(i.now for i in items),
+                    rows=[(i.sop_uid, i.row) for i in items])
+                uri = _uri(key[0], timestamp, folder)
+                for item in items:
+                    if touched and item.sop_uid in inserted:
+                        item.result = IntakeResult(STORED, session_id=pk, uri=uri, sop_instance_uid=item.sop_uid)
+                    else:
+                        item.result = _store_general(
+                            path=_NO_FILE, data=None, key=item.key, values=item.values, sop_uid=item.sop_uid,
+                            relative=item.relative, row=item.row, now=item.now, placed=item.placed,
+                            replacing=item.replacing)
+        except BaseException:
+            for item in pending:  # no row names these files: they must not stay
+                if item.result is None and not item.replacing:
+                    item.placed.unlink(missing_ok=True)
+            raise
+
+
+def _group_flush(group: _Group) -> None:
+    try:
+        group.flush()
+    except (OperationalError, InterfaceError, DatabaseError, OSError) as exc:
+        raise _database_or_storage_fault(exc) from exc
+
+
+def _results(done: list) -> Iterator[IntakeResult]:
+    for item in done:
+        if isinstance(item, _Pending):
+            if item.result is not None:
+                yield item.result
+        else:
+            yield item
 
 
 from pydicom.errors import BytesLengthException  # noqa: E402
@@ -418,9 +544,16 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
     hint = _SESSION_HINTS.get(key)
     if hint is not None and fastpath.available():
         pk, timestamp, folder_name = hint
+        group = getattr(_LOCAL, "group", None)
+        if group is not None and not group.accepts(pk, sop_uid):
+            group.flush()  # another copy of this instance waits: its row first, then this one replaces it
         placed = storage.session_dir(_relative_dir(key[0], timestamp, folder_name)) / relative
         replacing = placed.exists()
         _place(path, data, placed)
+        if group is not None:
+            return group.add(_Pending(pk=pk, key=key, values=values, timestamp=timestamp, folder=folder_name,
+                                      now=now, sop_uid=sop_uid, relative=relative, row=row, placed=placed,
+                                      replacing=replacing))
         try:
             touched, inserted = fastpath.touch_and_insert(session_id=pk, key=key, timestamp=timestamp,
                                                           folder=folder_name, now=now, sop_uid=sop_uid, row=row)
@@ -429,8 +562,21 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
                 placed.unlink(missing_ok=True)
             raise
         if touched and inserted:
-            uri = f"/data/prearchive/projects/{key[0] or UNASSIGNED}/{timestamp}/{folder_name}"
-            return IntakeResult(STORED, session_id=pk, uri=uri, sop_instance_uid=sop_uid)
+            return IntakeResult(STORED, session_id=pk, uri=_uri(key[0], timestamp, folder_name),
+                                sop_instance_uid=sop_uid)
+    return _store_general(path=path, data=data, key=key, values=values, sop_uid=sop_uid, relative=relative,
+                          row=row, now=now, placed=placed, replacing=replacing)
+
+
+def _uri(project_id: str | None, timestamp: str, folder_name: str) -> str:
+    return f"/data/prearchive/projects/{project_id or UNASSIGNED}/{timestamp}/{folder_name}"
+
+
+def _store_general(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any], sop_uid: str,
+                   relative: str, row: dict[str, Any], now, placed: Path | None,
+                   replacing: bool) -> IntakeResult:
+    """The session found (or made, or reopened) under its row lock, the file put (or moved) into its folder
+    and its row written, in one transaction. ``placed``: where the fast path already put the file."""
     old_path = None
     new_file: Path | None = placed if placed is not None and not replacing else None
     try:
@@ -460,9 +606,8 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
     if old_path is not None and old_path != relative:  # the earlier copy sat in another scan folder
         (folder / old_path).unlink(missing_ok=True)
     timestamp, folder_name = session_rel.rsplit("/", 2)[-2:]
-    uri = f"/data/prearchive/projects/{key[0] or UNASSIGNED}/{timestamp}/{folder_name}"
-    return IntakeResult(DUPLICATE if old_path is not None else STORED, session_id=session_id, uri=uri,
-                        sop_instance_uid=sop_uid)
+    return IntakeResult(DUPLICATE if old_path is not None else STORED, session_id=session_id,
+                        uri=_uri(key[0], timestamp, folder_name), sop_instance_uid=sop_uid)
 
 
 def _relax_commit() -> None:

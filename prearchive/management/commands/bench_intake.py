@@ -4,9 +4,11 @@
    16-bit MR images (~130 KB a file, the realistic size bench_receive and bench_anonymize use; ``--size 64``
    gives the earlier 9 KB toy files, where a file copy costs next to nothing).
 2. Bare loop: for each file, read the header (pydicom, stop_before_pixels) and copy the file.
-3. Intake: ``dicom_file_receive`` on a fresh temporary copy of each file (copies made before timing, as a
-   route would have written them), with ``prevent_anon`` so both sides do the same work; with
-   ``--with-anon`` also through the site-wide script, against a bare read/apply/write loop.
+3. Intake: ``dicom_files_receive`` (as the archive and folder routes call it: rows written together, one
+   statement per session for up to 100 files) on a fresh temporary copy of each file (copies made before
+   timing, as a route would have written them), with ``prevent_anon`` so both sides do the same work; with
+   ``--with-anon`` also through the site-wide script, against a bare read/apply/write loop. A row for every
+   file is checked after each timed part.
 4. Build: a synthetic session of N instance rows (default 10,000) built by the session builder; prints
    tracemalloc's peak for the build and the process's peak RSS.
 Everything is made in a temporary prearchive root and removed afterwards, database rows included.
@@ -149,6 +151,7 @@ class Command(BaseCommand):
 
     def _intake(self, corpus: list[Path], work: Path, *, prevent_anon: bool,
                 clear_hints: bool = True) -> tuple[float, list[int]]:
+        from prearchive.models import PrearchiveFile
         from prearchive.services import intake
 
         incoming = Path(settings.UPLOAD_TMP_ROOT)
@@ -160,15 +163,17 @@ class Command(BaseCommand):
         if clear_hints:
             intake._SESSION_HINTS.clear()
         ids: set[int] = set()
+        rows_before = PrearchiveFile.objects.count()
         # The per-session countdown needs a broker; the benchmark measures intake alone.
         with mock.patch.object(intake, "_idle_countdown_on_commit", lambda session_id: None):
             start = time.perf_counter()
-            for tmp in staged:
-                result = intake.dicom_file_receive(path=tmp, source="bench", prevent_anon=prevent_anon)
+            for result in intake.dicom_files_receive(staged, source="bench", prevent_anon=prevent_anon):
                 if not result.ok:
                     raise SystemExit(f"intake refused a benchmark file: {result.reason}")
                 ids.add(result.session_id)
             elapsed = time.perf_counter() - start
+        if PrearchiveFile.objects.count() - rows_before != len(staged):
+            raise SystemExit("intake did not write a row for every file it stored")
         return len(staged) / elapsed, sorted(ids)
 
     def _build(self, instances: int, created: list[int]) -> tuple[int, float]:
