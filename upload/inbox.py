@@ -12,13 +12,14 @@ import logging
 import os
 import stat
 import tempfile
+from collections import deque
 from pathlib import Path
 
 from django.conf import settings
 
 from xnatlite.selectors import site_config_get
 
-from .services import ImportRefused, ImportReport, Progress, files_import, import_commit, _truthy
+from .services import MSG_INTAKE_FAILED, ImportRefused, ImportReport, Progress, import_commit, _truthy
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ def _copy_nofollow(src: Path, tmp_root: Path) -> Path:
 
 def inbox_import(*, path: str, params: dict[str, str], user, progress: Progress | None = None) -> ImportReport:
     """Import every DICOM file under ``path`` (inside the inbox root); report what was skipped."""
+    from prearchive.services.intake import IntakeError, dicom_files_receive
+
     root, target = inbox_resolve(path=path)
     report = ImportReport()
     skipped: list[tuple[str, str]] = []
@@ -95,19 +98,36 @@ def inbox_import(*, path: str, params: dict[str, str], user, progress: Progress 
     tmp_root.mkdir(parents=True, exist_ok=True)
     cleanup = _truthy(params.get("cleanupAfterImport"))
     total = len(sources)
-    for done, src in enumerate(sources, start=1):
-        name = str(src.relative_to(root))
-        try:
-            tmp = _copy_nofollow(src, tmp_root)
-        except OSError:
-            report.skip(name, "could not be read (or was replaced by a link)")
-            continue
-        before = report.stored + report.duplicates
-        files_import(files=[(tmp, name)], params=params, user=user, source="inbox", report=report)
-        if cleanup and report.stored + report.duplicates > before:
-            src.unlink(missing_ok=True)
-        if progress is not None:
-            progress(done, total)
+    waiting: deque[tuple[Path, str]] = deque()  # the files handed to intake whose results are to come
+    unreadable = 0
+
+    def temporaries():
+        nonlocal unreadable
+        for src in sources:
+            name = str(src.relative_to(root))
+            try:
+                tmp = _copy_nofollow(src, tmp_root)
+            except OSError:
+                report.skip(name, "could not be read (or was replaced by a link)")
+                unreadable += 1
+                continue
+            waiting.append((src, name))
+            yield tmp
+
+    done = 0
+    results = dicom_files_receive(temporaries(), source="inbox", params=params, user=user,
+                                  prevent_anon=_truthy(params.get("prevent_anon")))
+    try:
+        for result in results:  # one a file, in order
+            src, name = waiting.popleft()
+            report.add(result, name)
+            if cleanup and result.ok:
+                src.unlink(missing_ok=True)
+            done += 1
+            if progress is not None:
+                progress(done + unreadable, total)
+    except IntakeError as exc:
+        raise ImportRefused(MSG_INTAKE_FAILED.format(detail=exc), status=503) from None
     logger.info("inbox import: %d stored, %d duplicate, %d filtered, %d refused, %d skipped",
                 report.stored, report.duplicates, report.filtered, report.rejected, report.skipped_total)
     import_commit(report=report, params=params)

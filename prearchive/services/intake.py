@@ -152,8 +152,9 @@ def dicom_files_receive(paths: Iterable[Path], *, source: str, params: dict[str,
     ``group_files`` such files are written together, one statement per session (PostgreSQL), instead of one
     round trip a file. A file whose row cannot be written that way (its session was built, moved or
     deleted meanwhile; the instance is there already) then takes the general path, file by file. Results
-    come once their rows are written, so in bursts. On a server fault the results of the files stored
-    are yielded, the files whose rows were not written are removed, and IntakeError is raised."""
+    come once their rows are written, so in bursts, one a file and in order. On a server fault the files
+    whose rows were not written are removed, the results up to the first of them are yielded (so the n-th
+    result is always the n-th file's), and IntakeError is raised."""
     group = _Group()
     done: list[IntakeResult | _Pending] = []
     error: IntakeError | None = None
@@ -247,10 +248,13 @@ def _group_flush(group: _Group) -> None:
 
 
 def _results(done: list) -> Iterator[IntakeResult]:
+    """The results in the order of the files, up to the first file that was not stored after a fault: the
+    caller may pair the n-th result with its n-th file."""
     for item in done:
         if isinstance(item, _Pending):
-            if item.result is not None:
-                yield item.result
+            if item.result is None:
+                return
+            yield item.result
         else:
             yield item
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -65,3 +66,34 @@ def test_import_inbox_command(admin_user, project, inbox, capsys):
     assert PrearchiveSession.objects.get().name == "C1_MR"
     with pytest.raises(CommandError, match="outside the DICOM inbox root"):
         call_command("import_inbox", "/etc")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cleanup_after_import_removes_exactly_the_stored_originals(client, member, tmp_path, settings):
+    """In autocommit on PostgreSQL the rows are written in groups; each original is removed only once
+    its own file is stored, and never one that was refused."""
+    from prearchive.services import fastpath
+    from tests.dicom_factory import make_dataset, write_dataset
+
+    root = tmp_path / "inbox"
+    (root / "big").mkdir(parents=True)
+    config = site_config_get()
+    config.inbox_path = str(root)
+    config.enable_sitewide_anonymization_script = False
+    config.save()
+    originals = session_files(root / "big", series=3, per_series=50, PatientID="BIG1")
+    (root / "big" / "junk.dcm").write_bytes(b"DICM but not really")
+    no_uid = make_dataset()
+    del no_uid.StudyInstanceUID
+    write_dataset(no_uid, root / "big" / "no_study.dcm")
+    with mock.patch.object(fastpath, "touch_and_insert_many", wraps=fastpath.touch_and_insert_many) as grouped:
+        r = client.post(f"{URL}?import-handler=inbox&path=big&PROJECT_ID=PROJ1&SUBJECT_ID=B1&EXPT_LABEL=B1_MR"
+                        "&cleanupAfterImport=true", **basic(*MEMBER))
+    assert r.status_code == 200, r.content
+    assert sum(len(c.kwargs["rows"]) for c in grouped.call_args_list) == 149  # all but the first, in groups
+    assert PrearchiveFile.objects.count() == 150 == len(originals)
+    assert not any(p.exists() for p in originals)
+    assert sorted(p.name for p in (root / "big").rglob("*") if p.is_file()) == ["junk.dcm", "no_study.dcm"]
+    session = PrearchiveSession.objects.get()
+    on_disk = {p.name for p in (settings.PREARCHIVE_ROOT / session.relative_dir).rglob("*.dcm")}
+    assert on_disk == {row.relative_path.rsplit("/", 1)[-1] for row in session.files.all()}
