@@ -1,4 +1,4 @@
-"""The benchmark's baseline: a bare pynetdicom storage SCP that only writes each dataset to a file.
+"""The benchmark's baseline: a bare pynetdicom storage SCP that only writes each dataset to a DICOM file.
 ``python -m upload.bench_scp PORT OUTDIR [AE_TITLE]`` (no Django)."""
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ def main(argv: list[str]) -> None:
     title = argv[2] if len(argv) > 2 else "BARESCP"
 
     def handle_store(event):
+        # pynetdicom's documented fast storage handler: a DICOM file (preamble, file meta, the dataset's bytes
+        # as received), with no decoding of the dataset.
         name = re.sub(r"[^\d.]", "_", event.request.AffectedSOPInstanceUID)
         with open(os.path.join(out, name + ".dcm"), "wb") as fh:
-            fh.write(event.encoded_dataset())
+            fh.write(event.encoded_dataset(include_meta=True))
         return 0x0000
 
     def nodelay(event):

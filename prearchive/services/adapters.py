@@ -107,17 +107,26 @@ def filter_evaluate(*, mode: str, text: str, dataset) -> tuple[bool, str, str]:
 # ------------------------------------------------------------------ DicomEdit
 
 
+_LAST_SCRIPT: tuple[str, Any] | None = None  # (text, compiled): intake asks for the same script per file
+
+
 def script_get(text: str):
     """The compiled site script (the engine caches by text). Raises ScriptCompileError."""
+    global _LAST_SCRIPT
+    last = _LAST_SCRIPT
+    if last is not None and last[0] == text:
+        return last[1]
     try:
         from anonymization.services import script_compile
     except ImportError:  # the service layer has not landed yet: the engine directly
         script_compile = _engine_compile
     try:
-        return script_compile(text=text)
+        script = script_compile(text=text)
     except Exception as exc:  # noqa: BLE001 - any failure to compile means: refuse
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ScriptCompileError(detail) from None
+    _LAST_SCRIPT = (text, script)
+    return script
 
 
 def script_apply(script: Any, dataset, *, variables: dict[str, str]) -> bool:

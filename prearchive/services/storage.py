@@ -42,16 +42,27 @@ def _fsync_wanted() -> bool:
     return bool(getattr(settings, "PREARCHIVE_FSYNC", False))
 
 
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
 def bytes_write_atomic(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest``: a temporary name in the same folder, then os.replace."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``dest``: a temporary name in the same folder, then os.replace. The folder is made
+    only when the first write finds it missing (intake writes many files a second into folders that exist)."""
     tmp = temp_name(dest)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        try:
+            fd = os.open(tmp, _NEW_FILE, 0o644)
+        except FileNotFoundError:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, _NEW_FILE, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             if _fsync_wanted():
-                fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
