@@ -107,12 +107,12 @@ def test_the_beat_sweep_builds_an_idle_session_within_idle_plus_interval(fast_si
     assert session.file_count == 5 and [s["ID"] for s in session.document["scans"]] == ["1", "2"]
 
 
-def test_the_countdown_makes_it_ready_within_a_second_of_the_idle_time(fast_site, celery_worker, celery_beat):
+def test_the_countdown_makes_it_ready_within_seconds_of_the_idle_time(fast_site, celery_worker, celery_beat):
     fast_site(60_000)  # the beat sweep runs once a minute: only the countdown can be this quick
     result, last = send(generate_uid(), 4, pause=0.5)  # files keep coming: the countdown re-arms
     ready_at = wait_for(lambda: status_of(result.session_id) == Status.READY and time.monotonic(), IDLE + 5)
     elapsed = ready_at - last
-    assert IDLE <= elapsed <= IDLE + 1, elapsed
+    assert IDLE <= elapsed <= IDLE + 2, elapsed  # a loaded machine gets a second more; the sweep needs 60
 
 
 @build_delay(1.5)
