@@ -130,21 +130,6 @@ class Command(BaseCommand):
             time.sleep(0.05)
         raise CommandError(f"receiver did not start:\n{log.read_text(errors='replace')[-2000:]}")
 
-    def _run(self, args, env, log: Path, needle: str, measure):
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=settings.BASE_DIR)
-            try:
-                self._wait(proc, log, needle)
-                return measure()
-            finally:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-
     def _start(self, args, env, log: Path, needle: str) -> subprocess.Popen:
         fh = open(log, "wb")
         proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
@@ -198,30 +183,3 @@ class Command(BaseCommand):
         if stored != len(files):
             raise CommandError(f"run_dicom_scp stored {stored} of {len(files)} files")
         return len(files) / seconds["bare"], len(files) / seconds["ours"]
-
-    def _bare(self, work: Path, files: list[Path], options) -> float:
-        out = work / "bare"
-        out.mkdir()
-        port = _free_port()
-        rate = self._run([sys.executable, "-m", "upload.bench_scp", str(port), str(out), "BARESCP"], dict(os.environ),
-                         work / "bare.log", "listening", lambda: self._send(files, port, "BARESCP", options))
-        received = len(list(out.iterdir()))
-        if received != len(files):
-            raise CommandError(f"bare SCP received {received} of {len(files)} files")
-        return rate
-
-    def _ours(self, work: Path, files: list[Path], options, study_uid: str) -> float:
-        from prearchive.models import PrearchiveFile
-
-        port = _free_port()
-        env = dict(os.environ, DATABASE_URL=_database_url(), PREARCHIVE_ROOT=str(work / "prearchive"),
-                   UPLOAD_TMP_ROOT=str(work / "prearchive" / ".incoming"), PYTHONUNBUFFERED="1")
-        env.setdefault("SECRET_KEY", settings.SECRET_KEY)
-        args = [sys.executable, "manage.py", "run_dicom_scp", "--port", str(port), "--ae-title", "BENCH",
-                "--bind", "127.0.0.1", "--only"]
-        rate = self._run(args, env, work / "scp.log", "listening on",
-                         lambda: self._send(files, port, "BENCH", options))
-        stored = PrearchiveFile.objects.filter(study_instance_uid=study_uid).count()
-        if stored != len(files):
-            raise CommandError(f"run_dicom_scp stored {stored} of {len(files)} files")
-        return rate
