@@ -17,17 +17,7 @@ Status = PrearchiveSession.Status
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def plain_site(transactional_db):
-    from xnatlite.selectors import site_config_get
-
-    config = site_config_get()
-    config.enable_sitewide_anonymization_script = False
-    config.save()
-    return config
-
-
-def test_files_after_the_first_take_the_fast_path(plain_site):
+def test_files_after_the_first_take_the_fast_path(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
     with mock.patch.object(fastpath, "touch_and_insert", wraps=fastpath.touch_and_insert) as fast:
@@ -39,7 +29,7 @@ def test_files_after_the_first_take_the_fast_path(plain_site):
     assert len(list(settings.PREARCHIVE_ROOT.rglob("*.dcm"))) == 4
 
 
-def test_a_duplicate_on_the_fast_path_replaces_the_earlier_copy(plain_site):
+def test_a_duplicate_on_the_fast_path_replaces_the_earlier_copy(site):
     study = generate_uid()
     ds = make_dataset(StudyInstanceUID=study, SeriesNumber=1)
     receive(ds)
@@ -49,7 +39,7 @@ def test_a_duplicate_on_the_fast_path_replaces_the_earlier_copy(plain_site):
     assert [p.parts[-3] for p in settings.PREARCHIVE_ROOT.rglob("*.dcm")] == ["2"]
 
 
-def test_a_late_file_for_a_ready_session_reopens_it(plain_site):
+def test_a_late_file_for_a_ready_session_reopens_it(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
     PrearchiveSession.objects.update(status=Status.READY)
@@ -58,7 +48,7 @@ def test_a_late_file_for_a_ready_session_reopens_it(plain_site):
     assert session.status == Status.RECEIVING and session.files.count() == 2
 
 
-def test_a_session_removed_meanwhile_gets_a_new_folder_and_the_file_follows(plain_site):
+def test_a_session_removed_meanwhile_gets_a_new_folder_and_the_file_follows(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
     old = PrearchiveSession.objects.get()
@@ -70,7 +60,7 @@ def test_a_session_removed_meanwhile_gets_a_new_folder_and_the_file_follows(plai
     assert (settings.PREARCHIVE_ROOT / new.relative_dir / row.relative_path).is_file()
 
 
-def test_the_fast_path_relaxes_its_own_commit_only_and_survives_a_reconnect(plain_site):
+def test_the_fast_path_relaxes_its_own_commit_only_and_survives_a_reconnect(site):
     from django.db import connection
 
     study = generate_uid()

@@ -19,16 +19,6 @@ Status = PrearchiveSession.Status
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def plain_site(transactional_db):
-    from xnatlite.selectors import site_config_get
-
-    config = site_config_get()
-    config.enable_sitewide_anonymization_script = False
-    config.save()
-    return config
-
-
 def files_on_disk() -> list:
     return sorted(settings.PREARCHIVE_ROOT.rglob("*.dcm"))
 
@@ -46,7 +36,7 @@ def many(paths, **kwargs):
     return list(intake.dicom_files_receive(paths, **kwargs))
 
 
-def test_rows_of_a_known_session_are_written_together(plain_site):
+def test_rows_of_a_known_session_are_written_together(site):
     study = generate_uid()
     datasets = [make_dataset(StudyInstanceUID=study, SeriesNumber=1 + i % 2, InstanceNumber=i) for i in range(25)]
     with mock.patch.object(fastpath, "touch_and_insert_many", wraps=fastpath.touch_and_insert_many) as grouped:
@@ -63,7 +53,7 @@ def test_rows_of_a_known_session_are_written_together(plain_site):
     rows_match_tree()
 
 
-def test_results_keep_the_order_of_the_files_whatever_their_outcome(plain_site, tmp_path):
+def test_results_keep_the_order_of_the_files_whatever_their_outcome(site, tmp_path):
     study = generate_uid()
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"not a DICOM file")
@@ -77,7 +67,7 @@ def test_results_keep_the_order_of_the_files_whatever_their_outcome(plain_site, 
     assert not list(settings.UPLOAD_TMP_ROOT.iterdir()), "intake takes every temporary file over"
 
 
-def test_a_second_copy_in_the_same_group_is_a_duplicate(plain_site):
+def test_a_second_copy_in_the_same_group_is_a_duplicate(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
     copy = make_dataset(StudyInstanceUID=study, SeriesNumber=1)
@@ -91,7 +81,7 @@ def test_a_second_copy_in_the_same_group_is_a_duplicate(plain_site):
     rows_match_tree()
 
 
-def test_a_session_built_while_its_rows_wait_is_reopened(plain_site):
+def test_a_session_built_while_its_rows_wait_is_reopened(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
 
@@ -108,7 +98,7 @@ def test_a_session_built_while_its_rows_wait_is_reopened(plain_site):
     rows_match_tree()
 
 
-def test_a_session_deleted_while_its_rows_wait_gets_a_new_folder_and_the_files_follow(plain_site):
+def test_a_session_deleted_while_its_rows_wait_gets_a_new_folder_and_the_files_follow(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
     old = PrearchiveSession.objects.get()
@@ -127,7 +117,7 @@ def test_a_session_deleted_while_its_rows_wait_gets_a_new_folder_and_the_files_f
         assert (settings.PREARCHIVE_ROOT / new.relative_dir / row.relative_path).is_file()
 
 
-def test_a_database_fault_at_the_group_write_removes_the_waiting_files(plain_site):
+def test_a_database_fault_at_the_group_write_removes_the_waiting_files(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
     paths = [incoming(make_dataset(StudyInstanceUID=study)) for _ in range(7)]
@@ -152,7 +142,7 @@ def test_a_database_fault_at_the_group_write_removes_the_waiting_files(plain_sit
     rows_match_tree()
 
 
-def test_stopping_early_leaves_no_file_without_its_row(plain_site):
+def test_stopping_early_leaves_no_file_without_its_row(site):
     study = generate_uid()
     receive(make_dataset(StudyInstanceUID=study))
     results = intake.dicom_files_receive([incoming(make_dataset(StudyInstanceUID=study)) for _ in range(5)],
@@ -163,7 +153,7 @@ def test_stopping_early_leaves_no_file_without_its_row(plain_site):
     rows_match_tree()
 
 
-def test_inside_a_transaction_files_are_taken_one_by_one(plain_site):
+def test_inside_a_transaction_files_are_taken_one_by_one(site):
     from django.db import transaction
 
     study = generate_uid()
