@@ -172,6 +172,12 @@ def dicom_files_receive(paths: Iterable[Path], *, source: str, params: dict[str,
                 done = []
     except IntakeError as exc:
         error = exc
+    except BaseException:  # the caller's paths failed, or a bug: what waits is written (or removed) first
+        try:
+            _group_flush(group)
+        except IntakeError:
+            pass
+        raise
     try:
         _group_flush(group)
     except IntakeError as exc:

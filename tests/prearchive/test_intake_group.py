@@ -162,3 +162,18 @@ def test_inside_a_transaction_files_are_taken_one_by_one(site):
         results = many([incoming(make_dataset(StudyInstanceUID=study)) for _ in range(3)])
     assert [r.status for r in results] == ["stored"] * 3 and not grouped.called
     assert PrearchiveFile.objects.count() == 4
+
+
+def test_a_failing_source_of_paths_leaves_no_file_without_its_row(site):
+    study = generate_uid()
+    receive(make_dataset(StudyInstanceUID=study))
+
+    def paths():
+        for _ in range(3):
+            yield incoming(make_dataset(StudyInstanceUID=study))
+        raise RuntimeError("the folder went away")
+
+    with pytest.raises(RuntimeError):
+        many(paths())
+    assert PrearchiveFile.objects.count() == 4
+    rows_match_tree()
