@@ -30,6 +30,7 @@ from django.utils import timezone
 from prearchive.models import PrearchiveFile, PrearchiveSession
 from prearchive.services import archive_tree as tree
 from prearchive.services.archive_record import session_record
+from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.conflicts import ScanKey, overwrite_normalize, scan_renames, session_conflicts
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
@@ -346,20 +347,8 @@ def _interrupted(session: PrearchiveSession, target: Target | None) -> str:
     job_remove(session)
     if back:
         logger.info("prearchive session %s: files arrived during the archive; receiving again", session.pk)
-        _schedule_idle(session.pk)
+        idle_countdown_on_commit(session.pk)
     return "interrupted"
-
-
-def _schedule_idle(session_id: int) -> None:
-    def schedule() -> None:
-        try:
-            from prearchive.tasks import session_idle_countdown_schedule
-
-            session_idle_countdown_schedule(session_id=session_id)
-        except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
-            logger.warning("could not schedule the idle check of %s: %s", session_id, type(exc).__name__)
-
-    transaction.on_commit(schedule)
 
 
 def _finish_failed(session: PrearchiveSession, status: str, message: str) -> str:

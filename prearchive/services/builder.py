@@ -25,6 +25,7 @@ from django.utils import timezone
 from prearchive.models import PrearchiveFile, PrearchiveSession
 
 from . import storage
+from .idle import idle_countdown_on_commit
 from .document import ScanAccumulator, document_xml, lead_modality, scan_sort_key, session_type_for
 
 logger = logging.getLogger(__name__)
@@ -238,16 +239,7 @@ def _interrupted(session_id: int) -> str | None:
         status=Status.RECEIVING, lastmod=timezone.now())
     if back:
         logger.info("prearchive session %s: files arrived during the build; receiving again", session_id)
-
-        def schedule() -> None:
-            try:
-                from prearchive.tasks import session_idle_countdown_schedule
-
-                session_idle_countdown_schedule(session_id=session_id)
-            except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
-                logger.warning("could not schedule the idle check of %s: %s", session_id, type(exc).__name__)
-
-        transaction.on_commit(schedule)
+        idle_countdown_on_commit(session_id)
         return Status.RECEIVING
     return None
 

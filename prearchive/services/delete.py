@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
+from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
 from xnatlite.services import audit_record
@@ -94,8 +95,6 @@ def session_delete(*, session_id: int) -> str:
             except OSError:
                 pass
         else:  # files arrived meanwhile: they stay, and the idle checker builds the session again
-            from prearchive.services.archive import _schedule_idle
-
-            _schedule_idle(session_id)
+            idle_countdown_on_commit(session_id)
         logger.info("prearchive session %s: %s (%d file(s))", session_id, outcome, len(rows))
         return outcome

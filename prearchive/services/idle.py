@@ -29,6 +29,22 @@ SWEEP_BATCH = 500
 COUNTDOWN_SLACK = 0.05  # seconds past the deadline, so the check finds the session idle
 
 
+def idle_countdown_on_commit(session_id: int) -> None:
+    """Once the caller's transaction commits, schedule the countdown of a session that starts or restarts
+    receiving (prearchive.session_idle_check). The beat sweep is the safety net if the broker is away."""
+
+    def schedule() -> None:
+        try:
+            from prearchive.tasks import session_idle_countdown_schedule
+
+            session_idle_countdown_schedule(session_id=session_id)
+        except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
+            logger.warning("could not schedule the idle check of session %s: %s", session_id,
+                           type(exc).__name__)
+
+    transaction.on_commit(schedule)
+
+
 def idle_seconds(config=None) -> float:
     """The Session Idle Time in seconds. SiteConfig holds minutes (XNAT's unit); the setting
     PREARCHIVE_IDLE_UNIT_SECONDS (default 60) exists so integration tests can run on seconds."""

@@ -30,7 +30,8 @@ from django.utils import timezone
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
 from . import adapters, context, dicomwrite, fastheader, fastpath, storage
-from .headers import Header, HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
+from .headers import HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
+from .idle import idle_countdown_on_commit
 
 logger = logging.getLogger(__name__)
 Status = PrearchiveSession.Status
@@ -492,7 +493,7 @@ def _session_get_or_create(*, key: tuple, values: dict[str, Any]) -> PrearchiveS
                 return existing
             continue
         logger.info("prearchive session %s created for study %s", session.pk, tag)
-        _idle_countdown_on_commit(session.pk)
+        idle_countdown_on_commit(session.pk)
         return session
     raise IntakeError("Could not name a new prearchive folder: too many sessions with the same label.")
 
@@ -527,7 +528,7 @@ def _session_touch(*, key: tuple, values: dict[str, Any], now) -> tuple[int, str
             status=new, lastmod=now, **({"error_message": ""} if new == Status.RECEIVING else {}))
         logger.info("prearchive session %s: late file, %s -> %s", session.pk, session.status, new)
         if new == Status.RECEIVING:
-            _idle_countdown_on_commit(session.pk)
+            idle_countdown_on_commit(session.pk)
     _hint_put(key, (session.pk, session.timestamp, session.folder_name))
     return session.pk, session.relative_dir
 
@@ -652,18 +653,3 @@ def _file_insert(*, session_id: int, sop_uid: str, row: dict[str, Any]) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
-
-
-def _idle_countdown_on_commit(session_id: int) -> None:
-    """Schedule the per-session idle check (prearchive.session_idle_check) once the row is committed."""
-
-    def enqueue() -> None:
-        try:
-            from prearchive.tasks import session_idle_countdown_schedule
-
-            session_idle_countdown_schedule(session_id=session_id)
-        except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
-            logger.warning("could not schedule the idle check of session %s: %s", session_id,
-                           type(exc).__name__)
-
-    transaction.on_commit(enqueue)

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveSession
-from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
+from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim
 from prearchive.services.joblock import job_lock
 from xnatlite.models import Project
 from xnatlite.services import audit_record

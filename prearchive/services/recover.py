@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.db import transaction
 
 from prearchive.models import PrearchiveSession
+from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.joblock import job_lock_free
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def jobs_recover(*, stale_after: float | None = None) -> int:
                         status=Status.RECEIVING, lastmod=now):
                     logger.info("prearchive session %s: receiving again (its interrupted build stopped)",
                                 session_id)
-                    _schedule_idle(session_id)
+                    idle_countdown_on_commit(session_id)
                 continue
         elif status in QUEUED:
             PrearchiveSession.objects.filter(pk=session_id, status=status).update(lastmod=now)
@@ -88,15 +89,3 @@ def _delay(task, session_id: int) -> None:
         task.delay(session_id)
     except Exception as exc:  # noqa: BLE001 - the broker is away: the next sweep or worker start tries again
         logger.warning("could not re-queue the job of prearchive session %s: %s", session_id, type(exc).__name__)
-
-
-def _schedule_idle(session_id: int) -> None:
-    def schedule() -> None:
-        from prearchive.tasks import session_idle_countdown_schedule
-
-        try:
-            session_idle_countdown_schedule(session_id=session_id)
-        except Exception as exc:  # noqa: BLE001 - the beat sweep is the safety net
-            logger.warning("could not schedule the idle check of %s: %s", session_id, type(exc).__name__)
-
-    transaction.on_commit(schedule)

@@ -165,7 +165,7 @@ class Command(BaseCommand):
         ids: set[int] = set()
         rows_before = PrearchiveFile.objects.count()
         # The per-session countdown needs a broker; the benchmark measures intake alone.
-        with mock.patch.object(intake, "_idle_countdown_on_commit", lambda session_id: None):
+        with mock.patch.object(intake, "idle_countdown_on_commit", lambda session_id: None):
             start = time.perf_counter()
             for result in intake.dicom_files_receive(staged, source="bench", prevent_anon=prevent_anon):
                 if not result.ok:
