@@ -3,22 +3,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from xnatlite.admin import ReadOnlyAdmin
+
 from .models import IntakeRejection, PrearchiveFile, PrearchiveSession
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(PrearchiveSession)
-class PrearchiveSessionAdmin(ReadOnly):
+class PrearchiveSessionAdmin(ReadOnlyAdmin):
     list_display = ("uri_display", "status", "subject", "name", "modality", "file_count", "filtered_count",
                     "rejected_count", "lastmod")
     list_filter = ("status", "project")
@@ -33,7 +24,7 @@ class PrearchiveSessionAdmin(ReadOnly):
 
 
 @admin.register(PrearchiveFile)
-class PrearchiveFileAdmin(ReadOnly):
+class PrearchiveFileAdmin(ReadOnlyAdmin):
     list_display = ("relative_path", "session", "scan_id", "modality", "size", "received")
     raw_id_fields = ("session",)
     list_select_related = ("session",)
@@ -41,7 +32,7 @@ class PrearchiveFileAdmin(ReadOnly):
 
 
 @admin.register(IntakeRejection)
-class IntakeRejectionAdmin(ReadOnly):
+class IntakeRejectionAdmin(ReadOnlyAdmin):
     list_display = ("at", "reason_code", "reason", "source", "study_instance_uid", "session")
     list_filter = ("reason_code", "source")
     raw_id_fields = ("session",)

@@ -148,11 +148,8 @@ class ImageSessionAdmin(admin.ModelAdmin):
     inlines = [ScanInline]
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["at", "actor", "action", "project_id", "subject_label", "session_label"]
-    list_filter = ["action", "project_id"]
-    search_fields = ["session_label", "subject_label", "actor"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that only the system writes (audit, intake records): listed and shown, never edited here."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -162,3 +159,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor", "action", "project_id", "subject_label", "session_label"]
+    list_filter = ["action", "project_id"]
+    search_fields = ["session_label", "subject_label", "actor"]

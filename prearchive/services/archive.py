@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,10 @@ from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
 from prearchive.services import archive_tree as tree
+from prearchive.services import storage
 from prearchive.services.archive_record import session_record
-from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.conflicts import ScanKey, overwrite_normalize, scan_renames, session_conflicts
+from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
 from xnatlite.models import ImageSession, Project
@@ -324,12 +324,7 @@ def _cleanup(session: PrearchiveSession, target: Target, record: ImageSession, d
 
 def _remove_prearchive_folder(session: PrearchiveSession) -> None:
     base = session_dir(session)
-    shutil.rmtree(base, ignore_errors=True)
-    for extra in (base.with_name(base.name + ".xml"), base.with_name(base.name + ".json")):
-        try:
-            os.unlink(extra)
-        except FileNotFoundError:
-            pass
+    storage.session_folder_remove(base)
     job_remove(session)
     try:
         base.parent.rmdir()  # the timestamp folder, when empty

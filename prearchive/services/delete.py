@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 
 from django.db import transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
+from prearchive.services import storage
 from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
@@ -84,12 +84,7 @@ def session_delete(*, session_id: int) -> str:
                          files=len(rows))
         job_remove(session)
         if outcome == "deleted":
-            shutil.rmtree(base, ignore_errors=True)
-            for ext in (".xml", ".json"):
-                try:
-                    os.unlink(base.with_name(base.name + ext))
-                except FileNotFoundError:
-                    pass
+            storage.session_folder_remove(base)
             try:
                 base.parent.rmdir()
             except OSError:

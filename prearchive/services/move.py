@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveSession
+from prearchive.services import storage
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim
 from prearchive.services.joblock import job_lock
 from xnatlite.models import Project
@@ -79,8 +80,13 @@ def _merge_move(src: Path, dst: Path) -> None:
     shutil.rmtree(src, ignore_errors=True)
 
 
-def _sidecars(base: Path) -> list[str]:
-    return [".xml", ".json"]
+def _session_move_files(src: Path, dst: Path) -> None:
+    """The session folder (merged into ``dst``) and its documents."""
+    _merge_move(src, dst)
+    for suffix in storage.DOCUMENT_SUFFIXES:
+        old = src.with_name(src.name + suffix)
+        if old.exists():
+            os.replace(old, dst.with_name(dst.name + suffix))
 
 
 def session_move(*, session_id: int) -> str:
@@ -106,11 +112,7 @@ def session_move(*, session_id: int) -> str:
             job_remove(session)
             return "error"
         src, dst = _paths(session, new_project)
-        _merge_move(src, dst)
-        for ext in _sidecars(src):
-            old = src.with_name(src.name + ext)
-            if old.exists():
-                os.replace(old, dst.with_name(dst.name + ext))
+        _session_move_files(src, dst)
         old_project = session.project_id
         with transaction.atomic():
             moved = PrearchiveSession.objects.filter(pk=session_id, status=Status.MOVING).update(
@@ -118,8 +120,7 @@ def session_move(*, session_id: int) -> str:
             if not moved:
                 transaction.set_rollback(True)
         if not moved:
-            _merge_move(dst, src)
-            return _back(session, new_project)
+            return _back(session, new_project)  # which moves everything back
         job_remove(session)
         audit_record(actor=job.get("actor", ""), action="prearchive_move", project_id=old_project or "",
                      subject_label=session.subject, session_label=session.name, new_project=new_project,
@@ -138,11 +139,7 @@ def session_move(*, session_id: int) -> str:
 def _back(session: PrearchiveSession, new_project: str | None) -> str:
     if new_project:
         src, dst = _paths(session, new_project)
-        _merge_move(dst, src)
-        for ext in _sidecars(src):
-            moved = dst.with_name(dst.name + ext)
-            if moved.exists():
-                os.replace(moved, src.with_name(src.name + ext))
+        _session_move_files(dst, src)
     PrearchiveSession.objects.filter(pk=session.pk, status=Status.RECEIVING_INTERRUPT).update(
         status=Status.RECEIVING, lastmod=timezone.now())
     job_remove(session)

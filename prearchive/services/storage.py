@@ -34,6 +34,20 @@ def timestamp_now() -> str:
     return now.strftime("%Y%m%d_%H%M%S") + f"{now.microsecond // 1000:03d}"
 
 
+# The session document beside its folder: {folder}.xml and {folder}.json.
+DOCUMENT_SUFFIXES = (".xml", ".json")
+
+
+def session_folder_remove(base: Path) -> None:
+    """A session folder and its documents, gone (whatever of them is there)."""
+    shutil.rmtree(base, ignore_errors=True)
+    for suffix in DOCUMENT_SUFFIXES:
+        try:
+            os.unlink(base.with_name(base.name + suffix))
+        except FileNotFoundError:
+            pass
+
+
 def temp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
