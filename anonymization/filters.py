@@ -37,6 +37,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from anonymization.dicomedit.jregex import java_regex_to_python
 from anonymization.jsengine import TRUE, JsResult, JsSandbox, check_syntax
 
 MODES = ("blacklist", "whitelist", "modalityMap")
@@ -346,75 +347,6 @@ def js_escape(value: str) -> str:
     """Write characters that could end a JS string, template or regex literal as ``\\uXXXX`` escapes: the
     escaped text means the same characters inside a string or a regex, but can never become code."""
     return _JS_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
-
-
-_POSIX = {
-    "Lower": "a-z", "Upper": "A-Z", "ASCII": "\\x00-\\x7f", "Alpha": "a-zA-Z", "Digit": "0-9",
-    "Alnum": "a-zA-Z0-9", "Punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"), "Graph": "\\x21-\\x7e",
-    "Print": "\\x20-\\x7e", "Blank": " \\t", "Cntrl": "\\x00-\\x1f\\x7f", "XDigit": "0-9a-fA-F",
-    "Space": " \\t\\n\\x0b\\f\\r", "javaLowerCase": "a-z", "javaUpperCase": "A-Z", "IsAlphabetic": "a-zA-Z",
-}
-
-
-def java_regex_to_python(pattern: str) -> str:
-    """Translate the Java-only constructs XNAT admins use: ``\\p{Posix}``/``\\P{..}``, ``\\Q..\\E``,
-    ``(?<name>..)``, ``\\k<name>``, ``\\z``/``\\Z``, ``\\h``. Anything else is passed to ``re`` as is."""
-    out: list[str] = []
-    i, n, in_class = 0, len(pattern), False
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            nxt = pattern[i + 1]
-            if nxt == "Q":
-                end = pattern.find("\\E", i + 2)
-                end = n if end < 0 else end
-                out.append(re.escape(pattern[i + 2:end]))
-                i = end + 2
-                continue
-            if nxt in "pP" and i + 2 < n and pattern[i + 2] == "{":
-                close = pattern.find("}", i + 3)
-                name = pattern[i + 3:close] if close > 0 else ""
-                name = name[2:] if name.startswith("Is") and name[2:] in _POSIX else name
-                if name not in _POSIX or (nxt == "P" and in_class):
-                    raise ValueError(f"unsupported class \\{nxt}{{{name}}}")
-                inner = _POSIX[name]
-                out.append(inner if in_class else f"[{'^' if nxt == 'P' else ''}{inner}]")
-                i = close + 1
-                continue
-            if nxt == "k" and pattern.startswith("<", i + 2) and not in_class:
-                close = pattern.find(">", i + 3)
-                if close > 0:
-                    out.append(f"(?P={pattern[i + 3:close]})")
-                    i = close + 1
-                    continue
-            if not in_class and nxt in "zZh":
-                out.append({"z": "\\Z", "Z": "(?=\\n?\\Z)", "h": "[ \\t\\xa0]"}[nxt])
-                i += 2
-                continue
-            out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-        elif c == "[":
-            in_class = True
-            out.append(c)
-            i += 1
-            if pattern.startswith("^", i):
-                out.append("^")
-                i += 1
-            if pattern.startswith("]", i):  # a leading ] is literal
-                out.append("\\]")
-                i += 1
-            continue
-        elif c == "(" and pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
-            out.append("(?P<")
-            i += 3
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------- XNAT's stored JSON

@@ -5,54 +5,69 @@ import re
 
 _CACHE: dict[str, re.Pattern[str]] = {}
 _POSIX = {
-    "Lower": "a-z", "Upper": "A-Z", "ASCII": "\\x00-\\x7F", "Alpha": "a-zA-Z", "Digit": "0-9",
-    "Alnum": "a-zA-Z0-9", "Punct": "!-/:-@\\[-`{-~", "Graph": "!-~", "Print": " -~", "Blank": " \\t",
-    "Cntrl": "\\x00-\\x1F\\x7F", "XDigit": "0-9a-fA-F", "Space": " \\t\\n\\x0B\\f\\r",
+    "Lower": "a-z", "Upper": "A-Z", "ASCII": "\\x00-\\x7f", "Alpha": "a-zA-Z", "Digit": "0-9",
+    "Alnum": "a-zA-Z0-9", "Punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"), "Graph": "\\x21-\\x7e",
+    "Print": "\\x20-\\x7e", "Blank": " \\t", "Cntrl": "\\x00-\\x1f\\x7f", "XDigit": "0-9a-fA-F",
+    "Space": " \\t\\n\\x0b\\f\\r", "javaLowerCase": "a-z", "javaUpperCase": "A-Z", "IsAlphabetic": "a-zA-Z",
 }
+# Java's \h: horizontal whitespace.
+_H = "[ \\t\\xa0\\u1680\\u180e\\u2000-\\u200a\\u202f\\u205f\\u3000]"
 
 
-def _translate(pattern: str) -> str:
+def java_regex_to_python(pattern: str) -> str:
+    """Translate the Java-only constructs scripts and filters use: ``\\p{Posix}``/``\\P{..}``, ``\\Q..\\E``,
+    ``(?<name>..)``, ``\\k<name>``, ``\\z``/``\\Z``, ``\\h``, a leading ``]`` in a class. Anything else goes
+    to ``re`` as is. Raises re.error for a construct Python cannot honour (``\\P{..}`` inside a class)."""
     out: list[str] = []
-    i = 0
-    n = len(pattern)
-    in_class = False
+    i, n, in_class = 0, len(pattern), False
     while i < n:
         c = pattern[i]
         if c == "\\" and i + 1 < n:
             nxt = pattern[i + 1]
-            if nxt in "pP" and i + 2 < n and pattern[i + 2] == "{":
-                end = pattern.find("}", i + 3)
-                name = pattern[i + 3:end] if end > 0 else ""
-                name = name[2:] if name.startswith("Is") else name
-                if name in _POSIX:
-                    body = _POSIX[name]
-                    neg = nxt == "P"
-                    if in_class and not neg:
-                        out.append(body)
-                    else:
-                        out.append(f"[{'^' if neg else ''}{body}]")
-                    i = end + 1
-                    continue
-                raise re.error(f"unsupported character class \\{nxt}{{{name}}}")
             if nxt == "Q":
                 end = pattern.find("\\E", i + 2)
-                lit = pattern[i + 2:] if end < 0 else pattern[i + 2:end]
-                out.append(re.escape(lit))
-                i = n if end < 0 else end + 2
+                end = n if end < 0 else end
+                out.append(re.escape(pattern[i + 2:end]))
+                i = end + 2
                 continue
-            if nxt == "h":
-                out.append("[ \\t\\xA0\\u1680\\u180e\\u2000-\\u200a\\u202f\\u205f\\u3000]")
+            if nxt in "pP" and i + 2 < n and pattern[i + 2] == "{":
+                close = pattern.find("}", i + 3)
+                name = pattern[i + 3:close] if close > 0 else ""
+                name = name[2:] if name.startswith("Is") and name[2:] in _POSIX else name
+                if name not in _POSIX or (nxt == "P" and in_class):
+                    raise re.error(f"unsupported class \\{nxt}{{{name}}}")
+                inner = _POSIX[name]
+                out.append(inner if in_class else f"[{'^' if nxt == 'P' else ''}{inner}]")
+                i = close + 1
+                continue
+            if nxt == "k" and pattern.startswith("<", i + 2) and not in_class:
+                close = pattern.find(">", i + 3)
+                if close > 0:
+                    out.append(f"(?P={pattern[i + 3:close]})")
+                    i = close + 1
+                    continue
+            if not in_class and nxt in "zZh":
+                out.append({"z": "\\Z", "Z": "(?=\\n?\\Z)", "h": _H}[nxt])
                 i += 2
                 continue
             out.append(pattern[i:i + 2])
             i += 2
             continue
-        if c == "[" and not in_class:
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
             in_class = True
-        elif c == "]" and in_class:
-            in_class = False
-        elif c == "(" and not in_class and pattern.startswith("(?<", i) and i + 3 < n \
-                and pattern[i + 3] not in "=!":
+            out.append(c)
+            i += 1
+            if pattern.startswith("^", i):
+                out.append("^")
+                i += 1
+            if pattern.startswith("]", i):  # a leading ] is literal
+                out.append("\\]")
+                i += 1
+            continue
+        elif c == "(" and pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
             out.append("(?P<")
             i += 3
             continue
@@ -65,7 +80,7 @@ def compile_java(pattern: str) -> re.Pattern[str]:
     """Compile a Java regex; raises re.error for patterns this engine cannot honour."""
     compiled = _CACHE.get(pattern)
     if compiled is None:
-        compiled = re.compile(_translate(pattern))
+        compiled = re.compile(java_regex_to_python(pattern))
         if len(_CACHE) < 4096:
             _CACHE[pattern] = compiled
     return compiled
