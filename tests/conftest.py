@@ -237,6 +237,17 @@ def celery_beat(service_env, tmp_path):
     proc.stop()
 
 
+def wait_until(check, *, timeout: float = 60.0, every: float = 0.1, what: str = "condition", procs=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    logs = "\n".join(f"--- {p.log.name}\n{p.text()[-3000:]}" for p in procs)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
 # ------------------------------------------------------------------ browser
 
 

@@ -1,12 +1,12 @@
 """Helpers for the review/archive tests: sessions taken in through intake and built by the builder."""
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -24,6 +24,12 @@ PROJECT_SCRIPT = """version "6.1"
 # Tags the project script above removes or replaces: none of their original values may survive.
 PHI = {"PatientBirthDate": "19700101", "PatientAddress": "1 Main St", "InstitutionName": "General Hospital",
        "PatientName": "Doe^Jane", "PatientID": "PID0001"}
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def incoming(ds) -> Path:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from pydicom.uid import generate_uid
 
 from prearchive.models import PrearchiveSession
 from prearchive.services.archive import session_archive, session_archive_request

@@ -3,7 +3,6 @@ reviewer's page and through /data/services/archive; every archived file read bac
 worker is SIGKILLed midway through archiving a 500-file session, restarted, and the job completes once."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,11 @@ from pydicom import dcmread
 
 from prearchive.models import PrearchiveSession
 from tests.archive.conftest import PHI, PROJECT_SCRIPT, archived_files, read_all, send_study
-from tests.conftest import start_worker
+from tests.conftest import start_worker, wait_until
 from xnatlite.models import AuditEvent, ImageSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = PrearchiveSession.Status
-
-
-def wait_until(check, timeout=60.0, every=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

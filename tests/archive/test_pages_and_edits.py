@@ -6,17 +6,11 @@ import pytest
 from django.test import Client
 
 from prearchive.models import PrearchiveSession
-from tests.archive.conftest import archived_files, read_all, ready_session
+from tests.archive.conftest import archived_files, client_for, read_all, ready_session
 from xnatlite.models import AuditEvent, ImageSession, Project, Subject
 
 pytestmark = pytest.mark.django_db
 S = PrearchiveSession.Status
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def archive_now(session, **kwargs):

@@ -9,17 +9,11 @@ import pytest
 from django.test import Client
 
 from prearchive.models import PrearchiveSession
-from tests.archive.conftest import PROJECT_SCRIPT, ready_session
+from tests.archive.conftest import PROJECT_SCRIPT, client_for, ready_session
 from xnatlite.models import AuditEvent, ImageSession, Project
 
 pytestmark = pytest.mark.django_db
 S = PrearchiveSession.Status
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def archived(project_id="PROJ1", label="E1", subject="S1"):

@@ -8,28 +8,16 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.conftest import CELERY, ROOT, Proc
+from tests.conftest import CELERY, Proc, wait_until  # noqa: F401 - wait_until: the tests import it from here
 
 HERE = Path(__file__).resolve().parent
 TRANSIENT = ("QUEUED_BUILDING", "BUILDING", "QUEUED_ARCHIVING", "ARCHIVING", "QUEUED_MOVING", "MOVING",
              "QUEUED_DELETING", "DELETING", "QUEUED_SEPARATING", "SEPARATING", "RECEIVING_INTERRUPT")
-
-
-def wait_until(check, *, timeout: float = 60.0, every: float = 0.1, what: str = "condition", procs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    logs = "\n".join(f"--- {p.log.name}\n{p.text()[-3000:]}" for p in procs)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def free_port() -> int:
