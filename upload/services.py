@@ -294,6 +294,28 @@ def dicom_import(*, path: Path, params: dict[str, str], user, source: str = "") 
     return report
 
 
+class BodyTooBig(Exception):
+    """A request body went past the site's upload limit."""
+
+
+def stream_copy(stream: BinaryIO, out: BinaryIO, *, limit: int,
+                progress: Callable[[int], None] | None = None) -> int:
+    """Copy ``stream`` into ``out`` a chunk at a time (never all in memory); returns the bytes copied.
+    Raises BodyTooBig as soon as more than ``limit`` came. ``progress(copied)`` at most twice a second."""
+    copied, last = 0, 0.0
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return copied
+        copied += len(chunk)
+        if copied > limit:
+            raise BodyTooBig
+        out.write(chunk)
+        if progress is not None and time.monotonic() - last > 0.5:
+            last = time.monotonic()
+            progress(copied)
+
+
 def body_to_temp(*, stream: BinaryIO, suffix: str = "", length: int | None = None) -> Path:
     """Stream a request body to a temporary file under UPLOAD_TMP_ROOT (never all in memory)."""
     tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
@@ -302,17 +324,12 @@ def body_to_temp(*, stream: BinaryIO, suffix: str = "", length: int | None = Non
     if length is not None and length > limit:
         raise ImportRefused(MSG_TOO_BIG.format(limit=limit), status=413)
     fd, name = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=tmp_root)
-    size = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > limit:
-                    raise ImportRefused(MSG_TOO_BIG.format(limit=limit), status=413)
-                out.write(chunk)
+            try:
+                size = stream_copy(stream, out, limit=limit)
+            except BodyTooBig:
+                raise ImportRefused(MSG_TOO_BIG.format(limit=limit), status=413) from None
         if size == 0:
             raise ImportRefused(MSG_EMPTY_BODY, status=400)
     except BaseException:

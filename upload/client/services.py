@@ -33,7 +33,6 @@ from .scripts import ScriptProblem, describe_variables, scripts_for
 
 logger = logging.getLogger(__name__)
 Status = Transfer.Status
-CHUNK = 1024 * 1024
 DEFAULT_ABANDON_AFTER = 24 * 3600
 
 MSG_NO_RIGHTS = "You do not have permission to upload to project {project}."
@@ -163,20 +162,15 @@ def transfer_receive(*, transfer: Transfer, stream: BinaryIO, length: int | None
         transfer_fail(transfer_id=transfer.pk, reason=MSG_TOO_BIG.format(limit=limit))
         raise ValidationError(MSG_TOO_BIG.format(limit=limit))
     dest = Path(transfer.work_dir) / "upload.bin"
-    received, last = 0, 0.0
+    from upload.services import BodyTooBig, stream_copy
+
     try:
         with open(dest, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                received += len(chunk)
-                if received > limit:
-                    raise ValidationError(MSG_TOO_BIG.format(limit=limit))
-                out.write(chunk)
-                if time.monotonic() - last > 0.5:
-                    last = time.monotonic()
-                    _touch(transfer.pk, bytes_received=received)
+            try:
+                received = stream_copy(stream, out, limit=limit,
+                                       progress=lambda copied: _touch(transfer.pk, bytes_received=copied))
+            except BodyTooBig:
+                raise ValidationError(MSG_TOO_BIG.format(limit=limit)) from None
         if received == 0:
             raise ValidationError(MSG_EMPTY)
     except ValidationError as exc:
