@@ -154,8 +154,8 @@ class Command(BaseCommand):
 
         # The load: 4 associations and 2 uploads share the files; 1/3 go by zip.
         total = opts["files"]
-        per_zip = max(1, total // 6)
-        per_scu = max(1, (total - 2 * per_zip) // 4)
+        per_zip = max(1, -(-total // 6))  # rounded up: at least --files are sent in all
+        per_scu = max(1, -(-(total - 2 * per_zip) // 4))
         batches = [_datasets(label=f"SCU{i}{tag}", count=per_scu, rows=opts["rows"]) for i in range(4)]
         zips = []
         for i in range(2):
