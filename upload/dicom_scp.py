@@ -1,7 +1,8 @@
 """The DICOM receiver: C-ECHO and C-STORE (every storage SOP class, the common transfer syntaxes).
 
-Thin, per STYLE §6.4: ``handle_store`` writes ``event.encoded_dataset()`` (nothing decoded) to a temporary
-file under UPLOAD_TMP_ROOT, hands it to intake, and maps the outcome to a DIMSE status. It answers Success
+Thin, per STYLE §6.4: ``handle_store`` hands intake the file as pynetdicom's ``event.encoded_dataset()``
+would give it (preamble, file meta, the dataset's bytes as received; nothing decoded) and maps the outcome
+to a DIMSE status. It answers Success
 only when the file is in the prearchive or was deliberately dropped (a series import filter or the site
 script's reject); otherwise a failure status, so the sender keeps the file and can retry.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, connections
-from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
+from pynetdicom import (ALL_TRANSFER_SYNTAXES, AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION,
+                        AllStoragePresentationContexts, evt)
 from pynetdicom.sop_class import Verification
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,41 @@ def _status_for(result) -> int:
     return PROCESSING_FAILURE
 
 
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+_SHORT = struct.Struct("<HH2sH").pack
+
+
+def _text_element(element: int, vr: bytes, value: str, pad: bytes) -> bytes:
+    raw = value.encode("ascii")
+    if len(raw) % 2:
+        raw += pad
+    return _SHORT(2, element, vr, len(raw)) + raw
+
+
+# (0002,0001) version, then (0002,0012) and (0002,0013): the same for every file.
+_META_VERSION = struct.pack("<HH2sHL", 2, 1, b"OB", 0, 2) + b"\x00\x01"
+_META_IMPLEMENTATION = (_text_element(0x12, b"UI", PYNETDICOM_IMPLEMENTATION_UID, b"\x00")
+                        + _text_element(0x13, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION, b" "))
+
+
+def file_head(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """Preamble, DICM and the file meta group, byte for byte what ``event.encoded_dataset()`` puts in
+    front of the dataset (pynetdicom's create_file_meta + encode_file_meta), without building and writing
+    a pydicom FileMetaDataset (~0.25 ms a file, a tenth of what intake itself costs)."""
+    body = b"".join((_META_VERSION, _text_element(0x02, b"UI", sop_class_uid, b"\x00"),
+                     _text_element(0x03, b"UI", sop_instance_uid, b"\x00"),
+                     _text_element(0x10, b"UI", transfer_syntax, b"\x00"), _META_IMPLEMENTATION))
+    return _PREAMBLE + struct.pack("<HH2sHL", 2, 0, b"UL", 4, len(body)) + body
+
+
+def encoded_file(event) -> bytes:
+    """``event.encoded_dataset()``, with the file meta from ``file_head`` and one copy of the dataset."""
+    request = event.request
+    head = file_head(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID, event.context.transfer_syntax)
+    with request.DataSet.getbuffer() as dataset:
+        return b"".join((head, dataset))
+
+
 _local = threading.local()
 CONNECTION_CHECK_SECONDS = 1.0
 
@@ -91,7 +129,7 @@ def handle_store(event, config: ReceiverConfig) -> int:
 
     _connections_refresh()
     try:
-        data = event.encoded_dataset()
+        data = encoded_file(event)
     except Exception:  # noqa: BLE001 - a dataset pynetdicom cannot hand over
         logger.warning("C-STORE: the dataset could not be read from the association")
         return CANNOT_UNDERSTAND

@@ -184,3 +184,46 @@ def test_run_dicom_scp_serves_the_admins_receivers_and_follows_changes(service_e
         assert echo(new_port, "LATER") != 0
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize("transfer_syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"])
+@pytest.mark.parametrize("instance_uid", ["1.2.3.4", "1.2.3.45", "1.2.826.0.1.3680043.8.498.1234567890123456789"])
+def test_file_head_is_byte_for_byte_pynetdicoms_file_meta(transfer_syntax, instance_uid):
+    """The receiver writes the file meta itself (no pydicom FileMetaDataset per file): it must be exactly
+    what pynetdicom's event.encoded_dataset() puts in front of the dataset, for odd and even UIDs."""
+    from pynetdicom.dsutils import create_file_meta, encode_file_meta
+
+    meta = create_file_meta(sop_class_uid=MRImageStorage, sop_instance_uid=instance_uid,
+                            transfer_syntax=transfer_syntax)
+    expected = b"\x00" * 128 + b"DICM" + encode_file_meta(meta)
+    assert dicom_scp.file_head(MRImageStorage, instance_uid, transfer_syntax) == expected
+
+
+def test_the_receiver_hands_intake_what_encoded_dataset_gives():
+    """Over a real association: encoded_file(event) == event.encoded_dataset(), and it reads back as the
+    dataset that was sent."""
+    from pynetdicom import evt
+
+    seen = []
+
+    def handle(event):
+        seen.append((dicom_scp.encoded_file(event), event.encoded_dataset()))
+        return 0x0000
+
+    port = free_port()
+    server = dicom_scp.build_ae(ReceiverConfig.default(ae_title="XNATLITE", port=port)).start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle)])
+    try:
+        assoc = associate(port)
+        sent = make_dataset(StudyInstanceUID="1.2.3.4.5", SOPInstanceUID="1.2.3.4.5.6.7")
+        assert assoc.send_c_store(sent).Status == 0
+        assoc.release()
+    finally:
+        server.shutdown()
+    (ours, theirs), = seen
+    assert ours == theirs
+    import io
+
+    back = pydicom.dcmread(io.BytesIO(ours))
+    assert back.SOPInstanceUID == "1.2.3.4.5.6.7" and back.file_meta.MediaStorageSOPInstanceUID == "1.2.3.4.5.6.7"
+    assert back.PixelData == sent.PixelData
