@@ -125,6 +125,7 @@ def _connections_refresh() -> None:
 
 def handle_store(event, config: ReceiverConfig) -> int:
     """EVT_C_STORE."""
+    from prearchive.services import rowbatch
     from prearchive.services.intake import IntakeError, dicom_file_receive
 
     _connections_refresh()
@@ -137,7 +138,8 @@ def handle_store(event, config: ReceiverConfig) -> int:
     try:
         # The bytes go straight to intake: written once, at their final place, never read back from disk.
         result = dicom_file_receive(data=data, source="dicom", calling_aet=assoc.requestor.ae_title.strip(),
-                                    called_aet=assoc.acceptor.ae_title.strip(), receiver=config.receiver)
+                                    called_aet=assoc.acceptor.ae_title.strip(), receiver=config.receiver,
+                                    row_writer=rowbatch.writer_get())
     except IntakeError:
         _local.checked = 0.0  # check the connection again before the next file
         return OUT_OF_RESOURCES

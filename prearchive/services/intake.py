@@ -96,20 +96,22 @@ _NO_FILE = Path("/nonexistent/xnatlite-no-temporary-file")
 
 def dicom_file_receive(*, path: Path | None = None, source: str, params: dict[str, str] | None = None,
                        calling_aet: str = "", called_aet: str = "", receiver=None, prevent_anon: bool = False,
-                       user=None, data: bytes | None = None) -> IntakeResult:
+                       user=None, data: bytes | None = None, row_writer=None) -> IntakeResult:
     """Take in one DICOM file (see the module docstring). ``params`` are the route's request parameters
     (PROJECT_ID, SUBJECT_ID, EXPT_LABEL, AA, VISIT, SOURCE, prevent_auto_commit, ...).
 
     The file is either a temporary file at ``path`` (intake moves it into place or deletes it) or, from
     the DICOM receiver, its bytes in ``data``: then nothing is written before the file's final place and
-    nothing is read back from disk."""
+    nothing is read back from disk. ``row_writer`` (the receiver's rowbatch.RowWriter): a file for a
+    session already known goes into its folder under the writer's lock on the session, and its row is
+    written with others shortly after (see services/rowbatch.py)."""
     if (path is None) == (data is None):
         raise TypeError("dicom_file_receive takes a path or data, not both")
     path = Path(path) if path is not None else _NO_FILE
     try:
         return _receive(path=path, source=source or "", params=dict(params or {}), calling_aet=calling_aet,
                         called_aet=called_aet, receiver=receiver, prevent_anon=prevent_anon, user=user,
-                        raw=data)
+                        raw=data, row_writer=row_writer)
     except adapters.ScriptCompileError as exc:
         logger.error("intake refused: the site-wide anonymization script does not compile")
         raise IntakeError(MSG_SCRIPT_BROKEN.format(detail=exc)) from None
@@ -334,7 +336,7 @@ def _auto_archive_code(value: Any) -> int | None:
 
 
 def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: str, called_aet: str, receiver,
-             prevent_anon: bool, user, raw: bytes | None = None) -> IntakeResult:
+             prevent_anon: bool, user, raw: bytes | None = None, row_writer=None) -> IntakeResult:
     snap = context.snapshot()
     prevent_anon = prevent_anon or _truthy(params.get("prevent_anon"))
     anonymize = (snap.anon_enabled and not prevent_anon
@@ -457,7 +459,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     relative = storage.scan_file_relative(scan_id, safe_file_name(sop_uid))
     size = len(data) if data is not None else header.size
     return _store(path=path, data=data, key=key, values=session_values, sop_uid=sop_uid, scan_id=scan_id,
-                  relative=relative, size=size, fields=fields)
+                  relative=relative, size=size, fields=fields, row_writer=row_writer)
 
 
 def _encode(ds) -> bytes:
@@ -547,7 +549,7 @@ def _place(path: Path, data: bytes | None, dest: Path) -> None:
 
 
 def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any], sop_uid: str, scan_id: str,
-           relative: str, size: int, fields: dict[str, Any]) -> IntakeResult:
+           relative: str, size: int, fields: dict[str, Any], row_writer=None) -> IntakeResult:
     now = timezone.now()
     row = dict(fields, scan_id=scan_id, relative_path=relative, size=size, received=now)
     placed: Path | None = None
@@ -559,6 +561,17 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
         if group is not None and not group.accepts(pk, sop_uid):
             group.flush()  # another copy of this instance waits: its row first, then this one replaces it
         placed = storage.session_dir(_relative_dir(key[0], timestamp, folder_name)) / relative
+        if row_writer is not None and group is None:
+            with row_writer.pinned(pk=pk, key=key, timestamp=timestamp, folder=folder_name, sop_uid=sop_uid,
+                                   now=now) as pinned:
+                if pinned:  # the session's row is locked until the writer commits this file's row
+                    replacing = placed.exists()
+                    _place(path, data, placed)
+                    row_writer.add(_Pending(pk=pk, key=key, values=values, timestamp=timestamp, folder=folder_name,
+                                            now=now, sop_uid=sop_uid, relative=relative, row=row, placed=placed,
+                                            replacing=replacing))
+                    return IntakeResult(STORED, session_id=pk, uri=_uri(key[0], timestamp, folder_name),
+                                        sop_instance_uid=sop_uid)
         replacing = placed.exists()
         _place(path, data, placed)
         if group is not None:

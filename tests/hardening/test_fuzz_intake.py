@@ -23,7 +23,7 @@ from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession
 from tests.dicom_factory import make_dataset
 
 from . import scu
-from .conftest import assert_consistent, fast_site, free_port, receiver
+from .conftest import assert_consistent, fast_site, free_port, receiver, wait_until
 
 S = PrearchiveSession.Status
 OUTCOMES = ("stored", "duplicate", "filtered", "rejected")
@@ -237,7 +237,9 @@ def test_the_receiver_keeps_serving_hostile_datasets(project, service_env, tmp_p
     after = scu.Outcome()
     scu.send([normal], port=port, outcome=after)
     assert after.refused == set()
-    assert PrearchiveFile.objects.filter(sop_instance_uid=str(normal.SOPInstanceUID)).count() == 1
+    # (The receiver writes rows together, within a moment of their files: services/rowbatch.py.)
+    wait_until(lambda: PrearchiveFile.objects.filter(sop_instance_uid=str(normal.SOPInstanceUID)).count() == 1,
+               timeout=10, every=0.05, what="the normal file's row", procs=[scp])
     for sop, status in outcome.status.items():
         if status == scu.SUCCESS:
             assert PrearchiveFile.objects.filter(sop_instance_uid=sop).count() == 1

@@ -15,7 +15,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
-from tests.conftest import Proc
+from prearchive.services import rowbatch
+from tests.conftest import Proc, wait_until
 from tests.dicom_factory import make_dataset, write_session
 from upload import dicom_scp
 from upload.dicom_scp import ReceiverConfig, server_start
@@ -39,6 +40,7 @@ def scp(transactional_db):
     yield start
     for server in servers:
         server.shutdown()
+    rowbatch.writer_stop()  # as run_dicom_scp does when it stops (its thread holds a database connection)
 
 
 def associate(port, called="XNATLITE", calling="SCANNER"):
@@ -60,8 +62,11 @@ def test_echo_and_store_answer_success_and_the_file_is_in_the_prearchive(scp, se
     assert statuses == [0, 0, 0]
     session = PrearchiveSession.objects.get(tag="1.2.3.4.5")
     assert session.calling_aet == "SCANNER" and session.called_aet == "XNATLITE"
-    assert {f.sop_instance_uid for f in PrearchiveFile.objects.filter(session=session)} == \
-        {ds.SOPInstanceUID for ds in datasets}
+    # The first file's row is written with it; the others' together, within DICOM_RECEIVER_ROW_BATCH_SECONDS.
+    wait_until(lambda: {f.sop_instance_uid for f in PrearchiveFile.objects.filter(session=session)} ==
+               {ds.SOPInstanceUID for ds in datasets}, timeout=5, every=0.02, what="the rows")
+    for row in PrearchiveFile.objects.filter(session=session):
+        assert (settings.PREARCHIVE_ROOT / session.relative_dir / row.relative_path).is_file()
     assert os.listdir(settings.UPLOAD_TMP_ROOT) == []
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
+from prearchive.services import rowbatch
 from upload.dicom_scp import ReceiverConfig, receiver_configs, server_start
 
 logger = logging.getLogger("upload.dicom_scp")
@@ -56,6 +57,7 @@ class Command(BaseCommand):
         finally:
             for _, server in servers.values():
                 server.shutdown()
+            rowbatch.writer_stop()  # the rows of the last files received
             self.stdout.write("DICOM receiver stopped")
 
     def _reconcile(self, servers, default, address, only) -> None:

@@ -235,7 +235,11 @@ class Command(BaseCommand):
         reviewer.join()
         connection.close()
 
-        # The count check.
+        # The count check. The receiver writes its rows together, within a moment of the files (rowbatch).
+        deadline = time.monotonic() + 15
+        while (PrearchiveFile.objects.filter(sop_instance_uid__in=sent).count() < len(sent)
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
         rows = list(PrearchiveFile.objects.filter(sop_instance_uid__in=sent).values_list("sop_instance_uid",
                                                                                          flat=True))
         missing, twice = len(sent - set(rows)), len(rows) - len(set(rows))

@@ -1,0 +1,325 @@
+"""The DICOM receiver's file rows, written together (PostgreSQL).
+
+One row per received file costs a round trip and a statement on the server for every C-STORE, most of
+what intake spends beyond reading and writing the file. Here the rows of the files the receiver's
+associations store for sessions it already knows are written by one thread, together, at most
+``max_age`` seconds (or ``max_rows`` files) after the first of them.
+
+What makes answering Success before the row is written safe is the session row's lock. Before a file goes
+into its session folder, the writer's open transaction holds a lock on the session's row, taken by an UPDATE
+(``lastmod``) whose conditions are the fast path's (same session, folder, still RECEIVING). Every job that
+moves, archives, deletes or builds a session starts by changing its status with an UPDATE of that row, so it
+waits until the transaction has committed, rows included: no job ever sees the folder holding a file its
+rows do not list. The writer never waits for a lock itself (``SKIP LOCKED``): a session locked by someone
+else is simply not pinned, and that file takes the per-file path as before.
+
+If the commit fails, the rows are written file by file through intake's general path (which also deals with
+a session that changed meanwhile) and, while even that fails, kept and retried every second; the files are
+in their folders all along, and ``reload_prearchive`` rebuilds rows from the tree after a crash (the same
+exposure as intake's relaxed commit). While rows wait for a retry, nothing new is pinned, so the receiver
+answers every new file on the per-file path: a failure status if the database is still away.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from prearchive.models import PrearchiveSession
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+PIN_WAIT_SECONDS = 10.0
+
+
+@dataclass
+class _PinRequest:
+    pk: int
+    key: tuple
+    timestamp: str
+    folder: str
+    now: Any
+    result: bool | None = None
+
+
+class RowWriter:
+    """See the module docstring. ``pinned()`` and ``add()`` are called from the associations' threads."""
+
+    def __init__(self, *, max_age: float = 0.1, max_rows: int = 100):
+        self.max_age, self.max_rows = max_age, max_rows
+        self._cv = threading.Condition()
+        self._requests: deque[_PinRequest] = deque()
+        self._pins: set[int] = set()          # sessions locked by the open transaction
+        self._pending: list = []              # intake._Pending, their files in place
+        self._keys: set[tuple[int, str]] = set()
+        self._holders = 0                     # threads between a granted pin and add()
+        self._busy = False                    # the writer is using the database: no new holders
+        self._opened: float | None = None     # when the open transaction began (monotonic)
+        self._retry: list = []
+        self._retry_at = 0.0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="intake-rows", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ the associations' side
+
+    @contextmanager
+    def pinned(self, *, pk: int, key: tuple, timestamp: str, folder: str, sop_uid: str, now) -> Iterator[bool]:
+        """True for the block when the session's row is locked by the writer's transaction and stays so
+        until the block has ended (the file then goes into the folder and its row to ``add``); False: the
+        caller takes the per-file path."""
+        ok = False
+        with self._cv:
+            while self._busy:
+                self._cv.wait()
+            if self._stopping or self._retry or (pk, sop_uid) in self._keys:
+                pass  # (a second copy of a waiting instance: after the commit, on the per-file path)
+            elif pk in self._pins:
+                self._holders += 1
+                ok = True
+            else:
+                request = _PinRequest(pk, key, timestamp, folder, now)
+                self._requests.append(request)
+                self._cv.notify_all()
+                deadline = time.monotonic() + PIN_WAIT_SECONDS
+                while request.result is None and time.monotonic() < deadline:
+                    self._cv.wait(deadline - time.monotonic())
+                if request.result is None:  # not answered in time: the writer may not grant it any more
+                    request.result = False
+                ok = request.result  # when granted, the writer counted this thread as a holder
+        try:
+            yield ok
+        finally:
+            if ok:
+                with self._cv:
+                    self._holders -= 1
+                    self._cv.notify_all()
+
+    def add(self, pending) -> None:
+        """The row of a file put into its folder under ``pinned()``."""
+        with self._cv:
+            self._pending.append(pending)
+            self._keys.add((pending.pk, pending.sop_uid))
+            if len(self._pending) >= self.max_rows:
+                self._cv.notify_all()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what waits (the receiver is stopping) and end the thread."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ the writer's thread
+
+    def _due(self, now: float) -> bool:
+        return self._opened is not None and (self._stopping or len(self._pending) >= self.max_rows
+                                             or now - self._opened >= self.max_age)
+
+    def _retry_due(self, now: float) -> bool:
+        return bool(self._retry) and self._opened is None and (self._stopping or now >= self._retry_at)
+
+    def _wait_seconds(self, now: float) -> float | None:
+        times = []
+        if self._opened is not None:
+            times.append(self._opened + self.max_age - now)
+        if self._retry:
+            times.append(self._retry_at - now)
+        return max(min(times), 0.001) if times else None
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while True:
+                        now = time.monotonic()
+                        if self._requests or self._due(now) or self._retry_due(now) or self._stopping:
+                            break
+                        self._cv.wait(self._wait_seconds(now))
+                    if self._stopping:
+                        for request in self._requests:
+                            request.result = False
+                        self._requests.clear()
+                        self._cv.notify_all()
+                        if self._opened is None and not self._retry:
+                            return
+                    self._busy = True  # no new holders; the granted ones finish first
+                    while self._holders:
+                        self._cv.wait()
+                    now = time.monotonic()
+                    pending = []
+                    if self._due(now):
+                        pending, self._pending, self._keys, self._pins = self._pending, [], set(), set()
+                    retry = []
+                    if self._retry_due(now):
+                        retry, self._retry = self._retry, []
+                    requests = list(self._requests)
+                    self._requests.clear()
+                try:
+                    if pending:
+                        self._commit(pending)
+                    elif self._opened is not None and not self._pins and not self._pending:
+                        self._abandon()  # nothing pinned any more (a due flush with no rows)
+                    if retry:
+                        self._general(retry, stopping=self._stopping)
+                    granted = self._pins_take(requests)
+                finally:
+                    with self._cv:
+                        for request in requests:
+                            request.result = request in granted if request.result is None else False
+                            if request.result:
+                                self._pins.add(request.pk)
+                                self._holders += 1
+                        self._busy = False
+                        self._cv.notify_all()
+        except BaseException:  # a bug: say so; what waits is lost to the database only (files in place)
+            logger.exception("intake row writer stopped on an error")
+            with self._cv:
+                self._stopping = True
+                self._busy = False
+                for request in self._requests:
+                    request.result = False
+                self._cv.notify_all()
+            raise
+        finally:
+            connection.close()
+
+    def _pins_take(self, requests: list[_PinRequest]) -> list[_PinRequest]:
+        granted = []
+        for request in requests:
+            ok = self._pin(request)
+            if ok is None:  # the database failed: the open transaction (and its pins) is gone
+                self._pending_to_general()
+                return []
+            if ok:
+                granted.append(request)
+        return granted
+
+    def _pending_to_general(self) -> None:
+        with self._cv:
+            pending, self._pending, self._keys, self._pins = self._pending, [], set(), set()
+        if pending:
+            self._general(pending)
+
+    def _open(self) -> None:
+        """Begin the transaction that holds the pins (relaxed commit, as intake's fast path)."""
+        close_old_connections()
+        connection.set_autocommit(False)
+        if not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        self._opened = time.monotonic()
+
+    def _pin(self, request: _PinRequest) -> bool | None:
+        """Lock the session's row in the open transaction if it is still what the fast path would touch."""
+        q = connection.ops.quote_name
+        table = q(PrearchiveSession._meta.db_table)
+        receiving = ", ".join(["%s"] * len(PrearchiveSession.RECEIVING_STATUSES))
+        project_id, tag, name = request.key
+        try:
+            if self._opened is None:
+                self._open()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET {q('lastmod')} = %s WHERE {q('id')} = (SELECT {q('id')} FROM {table} "
+                    f"WHERE {q('id')} = %s AND {q('project_id')} IS NOT DISTINCT FROM %s AND {q('tag')} = %s "
+                    f"AND {q('name')} = %s AND {q('timestamp')} = %s AND {q('folder_name')} = %s "
+                    f"AND {q('status')} IN ({receiving}) FOR NO KEY UPDATE SKIP LOCKED) RETURNING {q('id')}",
+                    [request.now, request.pk, project_id, tag, name, request.timestamp, request.folder,
+                     *PrearchiveSession.RECEIVING_STATUSES])
+                return cursor.fetchone() is not None
+        except Exception as exc:  # noqa: BLE001 - the database is away: the per-file path says so
+            logger.warning("intake row writer could not pin a session: %s", type(exc).__name__)
+            self._abandon()
+            return None
+
+    def _abandon(self) -> None:
+        """Roll the open transaction back (nothing of it to keep: its rows go the general way)."""
+        try:
+            if connection.connection is not None and not connection.get_autocommit():
+                connection.rollback()
+            connection.set_autocommit(True)
+        except Exception:  # noqa: BLE001 - a broken connection: a new one next time
+            connection.close()
+        self._opened = None
+
+    def _commit(self, pending: list) -> None:
+        from . import fastpath
+
+        later = []
+        try:
+            by_session: dict[tuple, list] = {}
+            for item in pending:
+                by_session.setdefault((item.pk, item.timestamp, item.folder), []).append(item)
+            for (pk, timestamp, folder), items in by_session.items():
+                touched, inserted = fastpath.touch_and_insert_many(
+                    session_id=pk, key=items[0].key, timestamp=timestamp, folder=folder,
+                    now=max(i.now for i in items), rows=[(i.sop_uid, i.row) for i in items])
+                later += [i for i in items if not (touched and i.sop_uid in inserted)]
+            connection.commit()
+            connection.set_autocommit(True)
+            self._opened = None
+        except Exception as exc:  # noqa: BLE001 - the rows go the general way (see the module docstring)
+            logger.error("intake row writer: %d rows not written together (%s); writing them one by one",
+                         len(pending), type(exc).__name__)
+            self._abandon()
+            later = pending
+        if later:
+            self._general(later)
+
+    def _general(self, items: list, *, stopping: bool = False) -> None:
+        """Intake's general path for files already in place (a duplicate instance, a failed commit)."""
+        from . import intake
+
+        for n, item in enumerate(items):
+            try:
+                item.result = intake._store_general(
+                    path=intake._NO_FILE, data=None, key=item.key, values=item.values, sop_uid=item.sop_uid,
+                    relative=item.relative, row=item.row, now=item.now, placed=item.placed,
+                    replacing=True)  # never remove a file whose sender heard Success
+            except Exception as exc:  # noqa: BLE001 - kept, retried every second
+                close_old_connections()
+                rest = items[n:]
+                if stopping:
+                    logger.error("intake row writer stopped with %d rows not written (%s); their files are in "
+                                 "place: run reload_prearchive", len(rest), type(exc).__name__)
+                    return
+                logger.error("intake row writer: %d rows wait for the database (%s); their files are in place",
+                             len(rest), type(exc).__name__)
+                with self._cv:
+                    self._retry = rest + self._retry
+                    self._retry_at = time.monotonic() + RETRY_SECONDS
+                return
+
+
+_WRITER: RowWriter | None = None
+_WRITER_LOCK = threading.Lock()
+
+
+def writer_get() -> RowWriter | None:
+    """The process's writer (started on first use), or None where rows are written file by file: not
+    PostgreSQL, or DICOM_RECEIVER_ROW_BATCH_SECONDS set to 0."""
+    global _WRITER
+    max_age = float(getattr(settings, "DICOM_RECEIVER_ROW_BATCH_SECONDS", 0.1) or 0)
+    if max_age <= 0 or connection.vendor != "postgresql":
+        return None
+    with _WRITER_LOCK:
+        if _WRITER is None:
+            _WRITER = RowWriter(max_age=max_age)
+        return _WRITER
+
+
+def writer_stop() -> None:
+    global _WRITER
+    with _WRITER_LOCK:
+        writer, _WRITER = _WRITER, None
+    if writer is not None:
+        writer.stop()

@@ -1,0 +1,171 @@
+"""The DICOM receiver's rows written together (services/rowbatch.py), on PostgreSQL: files go into their
+folders under the writer's lock on the session row, rows follow within max_age, jobs wait for them, and
+nothing is lost when the database fails."""
+from __future__ import annotations
+
+import threading
+import time
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.db import OperationalError, connection
+from pydicom.uid import generate_uid
+
+from prearchive.models import PrearchiveFile, PrearchiveSession
+from prearchive.services import fastpath, intake, rowbatch
+from tests.conftest import wait_until
+from tests.dicom_factory import make_dataset
+
+from .conftest import incoming
+
+Status = PrearchiveSession.Status
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def writer():
+    made = []
+
+    def make(**kwargs) -> rowbatch.RowWriter:
+        made.append(rowbatch.RowWriter(**kwargs))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.stop()
+
+
+def send(ds, row_writer):
+    return intake.dicom_file_receive(data=incoming(ds).read_bytes(), source="dicom", row_writer=row_writer)
+
+
+def rows() -> int:
+    return PrearchiveFile.objects.count()
+
+
+def files_in_tree() -> set[str]:
+    return {p.name for p in settings.PREARCHIVE_ROOT.rglob("*.dcm")}
+
+
+def in_thread(fn):
+    """fn() on another thread, with its own database connection; returns its result."""
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(60)
+    return out["value"]
+
+
+def test_files_after_the_first_are_stored_at_once_and_their_rows_follow_together(site, writer):
+    w = writer(max_age=0.5)
+    study = generate_uid()
+    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"  # makes the session: per file
+    assert rows() == 1
+    with mock.patch.object(fastpath, "touch_and_insert_many", wraps=fastpath.touch_and_insert_many) as many:
+        started = time.monotonic()
+        results = [send(make_dataset(StudyInstanceUID=study), w) for _ in range(5)]
+        seen_early = rows() if time.monotonic() - started < 0.4 else None
+        assert [r.status for r in results] == ["stored"] * 5
+        assert len(files_in_tree()) == 6  # the files are in place before their rows
+        wait_until(lambda: rows() == 6, timeout=5, every=0.02, what="the rows")
+    assert seen_early in (None, 1)
+    assert many.call_count == 1 and len(many.call_args.kwargs["rows"]) == 5  # one statement for five rows
+    session = PrearchiveSession.objects.get()
+    assert session.status == Status.RECEIVING
+    assert {r.relative_path.rsplit("/", 1)[-1] for r in session.files.all()} == files_in_tree()
+
+
+def test_a_job_claiming_the_session_waits_until_the_rows_are_committed(site, writer):
+    w = writer(max_age=1.0)
+    study = generate_uid()
+    send(make_dataset(StudyInstanceUID=study), w)
+    for _ in range(3):
+        send(make_dataset(StudyInstanceUID=study), w)
+    pk = PrearchiveSession.objects.get().pk
+
+    def claim():  # what every job does first: change the status with an UPDATE of the session row
+        started = time.monotonic()
+        claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
+        return claimed, PrearchiveFile.objects.filter(session_id=pk).count(), time.monotonic() - started
+
+    claimed, rows_when_claimed, waited = in_thread(claim)
+    assert claimed == 1 and rows_when_claimed == 4  # the claim saw every row of every file in the folder
+    assert waited > 0.2
+
+
+def test_rows_that_cannot_be_written_together_are_written_one_by_one(site, writer):
+    w = writer(max_age=0.1)
+    study = generate_uid()
+    send(make_dataset(StudyInstanceUID=study), w)
+    with mock.patch.object(fastpath, "touch_and_insert_many", side_effect=OperationalError("server closed")):
+        results = [send(make_dataset(StudyInstanceUID=study), w) for _ in range(3)]
+        wait_until(lambda: rows() == 4, timeout=5, every=0.02, what="the rows, one by one")
+    assert [r.status for r in results] == ["stored"] * 3
+    assert len(files_in_tree()) == 4 and PrearchiveSession.objects.get().status == Status.RECEIVING
+
+
+def test_while_the_database_fails_the_rows_wait_and_land_later_and_new_files_go_per_file(site, writer):
+    w = writer(max_age=0.1)
+    study = generate_uid()
+    send(make_dataset(StudyInstanceUID=study), w)
+    real_general = intake._store_general
+    failing = {"left": 3}
+
+    def general(**kwargs):
+        if failing["left"]:
+            failing["left"] -= 1
+            raise OperationalError("the database is away")
+        return real_general(**kwargs)
+
+    with mock.patch.object(fastpath, "touch_and_insert_many", side_effect=OperationalError("away")), \
+            mock.patch.object(intake, "_store_general", side_effect=general):
+        waiting = [send(make_dataset(StudyInstanceUID=study), w) for _ in range(2)]
+        wait_until(lambda: w._retry, timeout=5, every=0.01, what="rows waiting for a retry")
+        assert rows() == 1 and len(files_in_tree()) == 3  # the files stay where their sender was told
+        with mock.patch.object(fastpath, "touch_and_insert", wraps=fastpath.touch_and_insert) as per_file:
+            assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
+        assert per_file.call_count == 1  # nothing new is pinned while rows wait: the per-file path answers
+        wait_until(lambda: rows() == 4, timeout=10, every=0.05, what="the retried rows")
+    assert [r.status for r in waiting] == ["stored"] * 2
+    assert {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
+
+
+def test_a_second_copy_of_a_waiting_instance_replaces_it_once_the_row_is_written(site, writer):
+    w = writer(max_age=0.3)
+    study = generate_uid()
+    send(make_dataset(StudyInstanceUID=study), w)
+    ds = make_dataset(StudyInstanceUID=study, SeriesNumber=1)
+    first = send(ds, w)
+    ds.SeriesNumber = 2
+    second = send(ds, w)  # per file: waits for the writer's commit (the session row), then replaces the row
+    assert (first.status, second.status) == ("stored", "duplicate")
+    wait_until(lambda: rows() == 2, timeout=5, every=0.02, what="the rows")
+    row = PrearchiveFile.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+    assert row.scan_id == "2" and len(files_in_tree()) == 2
+
+
+def test_stopping_writes_what_waits(site, writer):
+    w = writer(max_age=60)
+    study = generate_uid()
+    send(make_dataset(StudyInstanceUID=study), w)
+    for _ in range(4):
+        send(make_dataset(StudyInstanceUID=study), w)
+    time.sleep(0.2)
+    assert rows() == 1
+    w.stop()
+    assert rows() == 5 and not w._thread.is_alive()
+    # A stopped writer pins nothing: files go per file.
+    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored" and rows() == 6
+
+
+def test_no_writer_where_rows_are_written_file_by_file(settings):
+    settings.DICOM_RECEIVER_ROW_BATCH_SECONDS = 0
+    assert rowbatch.writer_get() is None
