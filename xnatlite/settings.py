@@ -147,6 +147,9 @@ DICOM_PORT = env.int("DICOM_PORT", default=8104)
 PREARCHIVE_IDLE_UNIT_SECONDS = env.int("PREARCHIVE_IDLE_UNIT_SECONDS", default=60)
 # The receiver listens on loopback unless told otherwise; set 0.0.0.0 where scanners must reach it.
 DICOM_BIND_ADDRESS = env.str("DICOM_BIND_ADDRESS", default="127.0.0.1")
+# PostgreSQL: the receiver writes the rows of files for sessions it knows together, at most this many
+# seconds after the file (prearchive/services/rowbatch.py); 0 writes each row before its C-STORE response.
+DICOM_RECEIVER_ROW_BATCH_SECONDS = env.float("DICOM_RECEIVER_ROW_BATCH_SECONDS", default=0.1)
 
 # The JSESSIONID token of POST /data/JSESSION lives as long as an idle Django session.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
