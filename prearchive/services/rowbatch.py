@@ -163,6 +163,7 @@ class RowWriter:
                         retry, self._retry = self._retry, []
                     requests = list(self._requests)
                     self._requests.clear()
+                granted: list[_PinRequest] = []
                 try:
                     if pending:
                         self._commit(pending)
