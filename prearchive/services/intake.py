@@ -18,6 +18,7 @@ import os
 import struct
 import threading
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -224,29 +225,44 @@ class _Group:
 
     def flush(self) -> None:
         pending, self.pending, self._keys = self.pending, [], set()
-        by_session: dict[tuple[int, str, str], list[_Pending]] = {}
-        for item in pending:
-            by_session.setdefault((item.pk, item.timestamp, item.folder), []).append(item)
         try:
-            for (pk, timestamp, folder), items in by_session.items():
-                key = items[0].key
-                touched, inserted = fastpath.touch_and_insert_many(
-                    session_id=pk, key=key, timestamp=timestamp, folder=folder, now=max(i.now for i in items),
-                    rows=[(i.sop_uid, i.row) for i in items])
-                uri = _uri(key[0], timestamp, folder)
-                for item in items:
-                    if touched and item.sop_uid in inserted:
-                        item.result = IntakeResult(STORED, session_id=pk, uri=uri, sop_instance_uid=item.sop_uid)
-                    else:
-                        item.result = _store_general(
-                            path=_NO_FILE, data=None, key=item.key, values=item.values, sop_uid=item.sop_uid,
-                            relative=item.relative, row=item.row, now=item.now, placed=item.placed,
-                            replacing=item.replacing)
+            for item in pending_rows_write(pending):
+                pending_store_general(item, keep_file=item.replacing)
         except BaseException:
             for item in pending:  # no row names these files: they must not stay
                 if item.result is None and not item.replacing:
                     item.placed.unlink(missing_ok=True)
             raise
+
+
+def pending_rows_write(pending: list[_Pending]) -> list[_Pending]:
+    """The rows of files already in their folders, one statement per session (PostgreSQL, in the caller's
+    transaction if any): each written item gets its result; returned are those whose rows could not be
+    written that way (the session changed meanwhile, the instance was there already)."""
+    by_session: dict[tuple[int, str, str], list[_Pending]] = {}
+    for item in pending:
+        by_session.setdefault((item.pk, item.timestamp, item.folder), []).append(item)
+    left = []
+    for (pk, timestamp, folder), items in by_session.items():
+        key = items[0].key
+        touched, inserted = fastpath.touch_and_insert_many(
+            session_id=pk, key=key, timestamp=timestamp, folder=folder, now=max(i.now for i in items),
+            rows=[(i.sop_uid, i.row) for i in items])
+        uri = _uri(key[0], timestamp, folder)
+        for item in items:
+            if touched and item.sop_uid in inserted:
+                item.result = IntakeResult(STORED, session_id=pk, uri=uri, sop_instance_uid=item.sop_uid)
+            else:
+                left.append(item)
+    return left
+
+
+def pending_store_general(item: _Pending, *, keep_file: bool) -> None:
+    """The general path for a file already in place; ``keep_file``: never remove it, even on a fault
+    (its sender was told it is stored)."""
+    item.result = _store_general(path=_NO_FILE, data=None, key=item.key, values=item.values, sop_uid=item.sop_uid,
+                                 relative=item.relative, row=item.row, now=item.now, placed=item.placed,
+                                 replacing=keep_file)
 
 
 def _group_flush(group: _Group) -> None:
@@ -561,23 +577,20 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
         if group is not None and not group.accepts(pk, sop_uid):
             group.flush()  # another copy of this instance waits: its row first, then this one replaces it
         placed = storage.session_dir(_relative_dir(key[0], timestamp, folder_name)) / relative
-        if row_writer is not None and group is None:
-            with row_writer.pinned(pk=pk, key=key, timestamp=timestamp, folder=folder_name, sop_uid=sop_uid,
-                                   now=now) as pinned:
-                if pinned:  # the session's row is locked until the writer commits this file's row
-                    replacing = placed.exists()
-                    _place(path, data, placed)
-                    row_writer.add(_Pending(pk=pk, key=key, values=values, timestamp=timestamp, folder=folder_name,
-                                            now=now, sop_uid=sop_uid, relative=relative, row=row, placed=placed,
-                                            replacing=replacing))
-                    return IntakeResult(STORED, session_id=pk, uri=_uri(key[0], timestamp, folder_name),
-                                        sop_instance_uid=sop_uid)
-        replacing = placed.exists()
-        _place(path, data, placed)
-        if group is not None:
-            return group.add(_Pending(pk=pk, key=key, values=values, timestamp=timestamp, folder=folder_name,
-                                      now=now, sop_uid=sop_uid, relative=relative, row=row, placed=placed,
-                                      replacing=replacing))
+        # The receiver's writer: the session's row is locked until the writer commits this file's row.
+        pin = (row_writer.pinned(pk=pk, key=key, timestamp=timestamp, folder=folder_name, sop_uid=sop_uid, now=now)
+               if row_writer is not None and group is None else nullcontext(False))
+        with pin as pinned:
+            replacing = placed.exists()
+            _place(path, data, placed)
+            if pinned or group is not None:  # the row waits, written with others
+                pending = _Pending(pk=pk, key=key, values=values, timestamp=timestamp, folder=folder_name, now=now,
+                                   sop_uid=sop_uid, relative=relative, row=row, placed=placed, replacing=replacing)
+                if group is not None:
+                    return group.add(pending)
+                row_writer.add(pending)
+                return IntakeResult(STORED, session_id=pk, uri=_uri(key[0], timestamp, folder_name),
+                                    sop_instance_uid=sop_uid)
         try:
             touched, inserted = fastpath.touch_and_insert(session_id=pk, key=key, timestamp=timestamp,
                                                           folder=folder_name, now=now, sop_uid=sop_uid, row=row)

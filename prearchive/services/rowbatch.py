@@ -253,18 +253,10 @@ class RowWriter:
         self._opened = None
 
     def _commit(self, pending: list) -> None:
-        from . import fastpath
+        from . import intake
 
-        later = []
         try:
-            by_session: dict[tuple, list] = {}
-            for item in pending:
-                by_session.setdefault((item.pk, item.timestamp, item.folder), []).append(item)
-            for (pk, timestamp, folder), items in by_session.items():
-                touched, inserted = fastpath.touch_and_insert_many(
-                    session_id=pk, key=items[0].key, timestamp=timestamp, folder=folder,
-                    now=max(i.now for i in items), rows=[(i.sop_uid, i.row) for i in items])
-                later += [i for i in items if not (touched and i.sop_uid in inserted)]
+            later = intake.pending_rows_write(pending)
             connection.commit()
             connection.set_autocommit(True)
             self._opened = None
@@ -282,10 +274,7 @@ class RowWriter:
 
         for n, item in enumerate(items):
             try:
-                item.result = intake._store_general(
-                    path=intake._NO_FILE, data=None, key=item.key, values=item.values, sop_uid=item.sop_uid,
-                    relative=item.relative, row=item.row, now=item.now, placed=item.placed,
-                    replacing=True)  # never remove a file whose sender heard Success
+                intake.pending_store_general(item, keep_file=True)  # its sender heard Success
             except Exception as exc:  # noqa: BLE001 - kept, retried every second
                 close_old_connections()
                 rest = items[n:]
@@ -309,6 +298,8 @@ def writer_get() -> RowWriter | None:
     """The process's writer (started on first use), or None where rows are written file by file: not
     PostgreSQL, or DICOM_RECEIVER_ROW_BATCH_SECONDS set to 0."""
     global _WRITER
+    if _WRITER is not None:  # every C-STORE asks
+        return _WRITER
     max_age = float(getattr(settings, "DICOM_RECEIVER_ROW_BATCH_SECONDS", 0.1) or 0)
     if max_age <= 0 or connection.vendor != "postgresql":
         return None

@@ -40,6 +40,13 @@ def send(ds, row_writer):
     return intake.dicom_file_receive(data=incoming(ds).read_bytes(), source="dicom", row_writer=row_writer)
 
 
+def session_begun(w) -> str:
+    """A new study's first file (it makes the session, per file: the writer pins known sessions only)."""
+    study = generate_uid()
+    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
+    return study
+
+
 def rows() -> int:
     return PrearchiveFile.objects.count()
 
@@ -66,8 +73,7 @@ def in_thread(fn):
 
 def test_files_after_the_first_are_stored_at_once_and_their_rows_follow_together(site, writer):
     w = writer(max_age=0.5)
-    study = generate_uid()
-    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"  # makes the session: per file
+    study = session_begun(w)
     assert rows() == 1
     with mock.patch.object(fastpath, "touch_and_insert_many", wraps=fastpath.touch_and_insert_many) as many:
         started = time.monotonic()
@@ -85,8 +91,7 @@ def test_files_after_the_first_are_stored_at_once_and_their_rows_follow_together
 
 def test_a_job_claiming_the_session_waits_until_the_rows_are_committed(site, writer):
     w = writer(max_age=1.0)
-    study = generate_uid()
-    send(make_dataset(StudyInstanceUID=study), w)
+    study = session_begun(w)
     for _ in range(3):
         send(make_dataset(StudyInstanceUID=study), w)
     pk = PrearchiveSession.objects.get().pk
@@ -103,8 +108,7 @@ def test_a_job_claiming_the_session_waits_until_the_rows_are_committed(site, wri
 
 def test_rows_that_cannot_be_written_together_are_written_one_by_one(site, writer):
     w = writer(max_age=0.1)
-    study = generate_uid()
-    send(make_dataset(StudyInstanceUID=study), w)
+    study = session_begun(w)
     with mock.patch.object(fastpath, "touch_and_insert_many", side_effect=OperationalError("server closed")):
         results = [send(make_dataset(StudyInstanceUID=study), w) for _ in range(3)]
         wait_until(lambda: rows() == 4, timeout=5, every=0.02, what="the rows, one by one")
@@ -114,8 +118,7 @@ def test_rows_that_cannot_be_written_together_are_written_one_by_one(site, write
 
 def test_while_the_database_fails_the_rows_wait_and_land_later_and_new_files_go_per_file(site, writer):
     w = writer(max_age=0.1)
-    study = generate_uid()
-    send(make_dataset(StudyInstanceUID=study), w)
+    study = session_begun(w)
     real_general = intake._store_general
     failing = {"left": 3}
 
@@ -140,8 +143,7 @@ def test_while_the_database_fails_the_rows_wait_and_land_later_and_new_files_go_
 
 def test_a_second_copy_of_a_waiting_instance_replaces_it_once_the_row_is_written(site, writer):
     w = writer(max_age=0.3)
-    study = generate_uid()
-    send(make_dataset(StudyInstanceUID=study), w)
+    study = session_begun(w)
     ds = make_dataset(StudyInstanceUID=study, SeriesNumber=1)
     first = send(ds, w)
     ds.SeriesNumber = 2
@@ -154,8 +156,7 @@ def test_a_second_copy_of_a_waiting_instance_replaces_it_once_the_row_is_written
 
 def test_stopping_writes_what_waits(site, writer):
     w = writer(max_age=60)
-    study = generate_uid()
-    send(make_dataset(StudyInstanceUID=study), w)
+    study = session_begun(w)
     for _ in range(4):
         send(make_dataset(StudyInstanceUID=study), w)
     time.sleep(0.2)
