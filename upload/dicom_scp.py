@@ -2,9 +2,9 @@
 
 Thin, per STYLE §6.4: ``handle_store`` hands intake the file as pynetdicom's ``event.encoded_dataset()``
 would give it (preamble, file meta, the dataset's bytes as received; nothing decoded) and maps the outcome
-to a DIMSE status. It answers Success
-only when the file is in the prearchive or was deliberately dropped (a series import filter or the site
-script's reject); otherwise a failure status, so the sender keeps the file and can retry. On PostgreSQL the
+to a DIMSE status. It answers Success only when the file is in the prearchive or was deliberately dropped
+(a series import filter or the site script's reject); otherwise a failure status, so the sender keeps the
+file and can retry. On PostgreSQL the
 rows of files for sessions already known are written together within DICOM_RECEIVER_ROW_BATCH_SECONDS,
 the session row locked from before the file goes into its folder until they are (prearchive/services/
 rowbatch.py).

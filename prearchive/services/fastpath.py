@@ -52,6 +52,16 @@ def _array_type(field) -> str:
     return field.db_type(connection)
 
 
+def session_match_sql() -> str:
+    """The session row intake may add a file to without the general path: the one it knows (same row, key
+    and folder) and still receiving. Parameters: id, project_id, tag, name, timestamp, folder_name."""
+    q = connection.ops.quote_name
+    receiving = ", ".join(f"'{s}'" for s in PrearchiveSession.RECEIVING_STATUSES)
+    return (f"{q('id')} = %s AND {q('project_id')} IS NOT DISTINCT FROM %s AND {q('tag')} = %s "
+            f"AND {q('name')} = %s AND {q('timestamp')} = %s AND {q('folder_name')} = %s "
+            f"AND {q('status')} IN ({receiving})")
+
+
 def _build_sql() -> str:
     global _SQL, _MANY_SQL, _FIELDS
     q = connection.ops.quote_name
@@ -60,14 +70,10 @@ def _build_sql() -> str:
     _PLAIN[:] = [_plain_types(f) for f in _FIELDS]
     columns = ", ".join([q("session_id")] + [q(f.column) for f in _FIELDS])
     marks = ", ".join(["%s"] * len(_FIELDS))
-    receiving = ", ".join(f"'{s}'" for s in PrearchiveSession.RECEIVING_STATUSES)
     touch = (
         "WITH cfg AS (SELECT set_config('synchronous_commit', "
         "coalesce(%s, current_setting('synchronous_commit')), true)), "
-        f"s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {q('id')} = %s "
-        f"AND {q('project_id')} IS NOT DISTINCT FROM %s AND {q('tag')} = %s AND {q('name')} = %s "
-        f"AND {q('timestamp')} = %s AND {q('folder_name')} = %s AND {q('status')} IN ({receiving}) "
-        f"RETURNING {q('id')}), "
+        f"s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {session_match_sql()} RETURNING {q('id')}), "
     )
     conflict = f"ON CONFLICT ({q('session_id')}, {q('sop_instance_uid')}) DO NOTHING"
     _SQL = (

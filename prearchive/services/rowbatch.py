@@ -221,9 +221,10 @@ class RowWriter:
 
     def _pin(self, request: _PinRequest) -> bool | None:
         """Lock the session's row in the open transaction if it is still what the fast path would touch."""
+        from . import fastpath
+
         q = connection.ops.quote_name
         table = q(PrearchiveSession._meta.db_table)
-        receiving = ", ".join(["%s"] * len(PrearchiveSession.RECEIVING_STATUSES))
         project_id, tag, name = request.key
         try:
             if self._opened is None:
@@ -231,11 +232,8 @@ class RowWriter:
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {table} SET {q('lastmod')} = %s WHERE {q('id')} = (SELECT {q('id')} FROM {table} "
-                    f"WHERE {q('id')} = %s AND {q('project_id')} IS NOT DISTINCT FROM %s AND {q('tag')} = %s "
-                    f"AND {q('name')} = %s AND {q('timestamp')} = %s AND {q('folder_name')} = %s "
-                    f"AND {q('status')} IN ({receiving}) FOR NO KEY UPDATE SKIP LOCKED) RETURNING {q('id')}",
-                    [request.now, request.pk, project_id, tag, name, request.timestamp, request.folder,
-                     *PrearchiveSession.RECEIVING_STATUSES])
+                    f"WHERE {fastpath.session_match_sql()} FOR NO KEY UPDATE SKIP LOCKED) RETURNING {q('id')}",
+                    [request.now, request.pk, project_id, tag, name, request.timestamp, request.folder])
                 return cursor.fetchone() is not None
         except Exception as exc:  # noqa: BLE001 - the database is away: the per-file path says so
             logger.warning("intake row writer could not pin a session: %s", type(exc).__name__)
