@@ -187,7 +187,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat wakes at least every second, so a changed idle-check interval is seen at once.
 CELERY_BEAT_MAX_LOOP_INTERVAL = 1
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_IMPORTS = ("prearchive.archive_tasks", "upload.client.tasks")
+CELERY_IMPORTS = ("xnatlite.archive.tasks", "upload.client.tasks")
 
 LOGGING = {
     "version": 1,

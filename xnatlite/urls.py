@@ -24,8 +24,8 @@ urlpatterns = [
     path("", include("upload.client.api_urls")),
     path("", include("upload.urls")),
     # Review and archive (before prearchive.urls: it serves POST/DELETE on the session path, GET delegated)
-    path("", include("prearchive.archive_urls")),
+    path("", include("xnatlite.archive.urls")),
     path("prearchive/", include("prearchive.review_urls")),
-    path("archive/", include("xnatlite.archive_urls")),
+    path("archive/", include("xnatlite.archive.page_urls")),
     path("", include("prearchive.urls")),
 ]

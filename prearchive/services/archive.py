@@ -63,7 +63,7 @@ class Target:
 
 
 def _enqueue(session_id: int) -> None:
-    from prearchive.archive_tasks import session_archive_task
+    from xnatlite.archive.tasks import session_archive_task
 
     transaction.on_commit(lambda: session_archive_task.delay(session_id))
 

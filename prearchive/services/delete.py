@@ -38,7 +38,7 @@ def session_delete_request(*, session: PrearchiveSession, actor: str) -> None:
         job_write(session=session, data={"op": "delete", "actor": actor})
 
         def enqueue(session_id: int = session.pk) -> None:
-            from prearchive.archive_tasks import session_delete_task
+            from xnatlite.archive.tasks import session_delete_task
 
             session_delete_task.delay(session_id)
 

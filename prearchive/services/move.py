@@ -48,7 +48,7 @@ def session_move_request(*, session: PrearchiveSession, new_project: str, actor:
         job_write(session=session, data={"op": "move", "project": new_project, "actor": actor})
 
         def enqueue(session_id: int = session.pk) -> None:
-            from prearchive.archive_tasks import session_move_task
+            from xnatlite.archive.tasks import session_move_task
 
             session_move_task.delay(session_id)
 

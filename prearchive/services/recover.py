@@ -24,7 +24,7 @@ Status = PrearchiveSession.Status
 
 
 def _tasks():
-    from prearchive.archive_tasks import session_archive_task, session_delete_task, session_move_task
+    from xnatlite.archive.tasks import session_archive_task, session_delete_task, session_move_task
     from prearchive.tasks import session_build
 
     return {Status.ARCHIVING: session_archive_task, Status.MOVING: session_move_task,

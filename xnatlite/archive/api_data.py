@@ -18,7 +18,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from xnatlite import permissions, rest
 from xnatlite.auth import forbidden, xnat_api
 from xnatlite.models import ImageSession, Project
-from xnatlite.services_archive import (project_prearchive_code_set, project_quarantine_code_set,
+from .services import (project_prearchive_code_set, project_quarantine_code_set,
                                        session_folder)
 
 SCAN_TYPES = {"MR": "xnat:mrScanData", "PT": "xnat:petScanData", "CT": "xnat:ctScanData"}

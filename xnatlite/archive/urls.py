@@ -3,7 +3,7 @@ Included before prearchive.urls: GET on a prearchive session path is delegated t
 from django.contrib.auth.views import LoginView
 from django.urls import path, re_path
 
-from . import archive_api, archive_api_anon, archive_api_data
+from . import api as archive_api, api_anon as archive_api_anon, api_data as archive_api_data
 
 SEG = r"[^/]+"
 urlpatterns = [

@@ -20,7 +20,7 @@ from xnatlite.defaults import DEFAULT_SITE_ANON_SCRIPT
 from xnatlite.models import Project
 from xnatlite.selectors import site_config_get
 from xnatlite.services import site_config_update
-from xnatlite.services_archive import project_anon_script_set
+from .services import project_anon_script_set
 
 STATUS_VALUES = {"enabled": True, "true": True, "disabled": False, "false": False}
 MSG_NOTHING = ("You must specify either the status querystring parameter or a configuration object in the "

@@ -68,7 +68,7 @@ def _truthy(value: str) -> bool:
 
 def _delegate_get(request: HttpRequest, path: str):
     """The intake engineer's GET view for the same path: the first other pattern that matches."""
-    mine = "prearchive.archive_urls"
+    mine = "xnatlite.archive.urls"
     for pattern in get_resolver().url_patterns:
         if getattr(pattern, "urlconf_name", None) == mine or getattr(
                 getattr(pattern, "urlconf_module", None), "__name__", "") == mine:

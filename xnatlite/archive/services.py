@@ -18,9 +18,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from pydicom import dcmread
 
-from .models import ID_VALIDATOR, ImageSession, Project, Subject
-from .selectors import site_config_get
-from .services import audit_record
+from xnatlite.models import ID_VALIDATOR, ImageSession, Project, Subject
+from xnatlite.selectors import site_config_get
+from xnatlite.services import audit_record
 
 ARC = "arc001"
 

@@ -1,7 +1,7 @@
 """The archive pages, under /archive/."""
 from django.urls import path
 
-from . import archive_views as views
+from . import views
 
 urlpatterns = [
     path("", views.project_list, name="archive-projects"),

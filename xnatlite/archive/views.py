@@ -1,5 +1,5 @@
 """The archive pages (/archive/...): projects, subjects and sessions (read-only for collaborators), the session
-download as a zip, metadata edits (which re-run the project script, services_archive.py), quarantine release,
+download as a zip, metadata edits (which re-run the project script, services.py), quarantine release,
 and the audit trail of each project. Quarantined sessions are shown only to those who may see them."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import permissions
-from .models import ID_VALIDATOR, AuditEvent, ImageSession, Project, Subject
-from .services_archive import (archived_session_delete, archived_session_quarantine_set, archived_session_update,
+from xnatlite import permissions
+from xnatlite.models import ID_VALIDATOR, AuditEvent, ImageSession, Project, Subject
+from .services import (archived_session_delete, archived_session_quarantine_set, archived_session_update,
                                subject_relabel)
 
 
@@ -128,7 +128,7 @@ def session_detail(request: HttpRequest, project_id: str, label: str) -> HttpRes
 
 @login_required
 def session_download(request: HttpRequest, project_id: str, label: str) -> HttpResponse:
-    from prearchive.archive_api_data import session_zip_response
+    from .api_data import session_zip_response
 
     return session_zip_response(_session_or_404(request, project_id, label))
 
