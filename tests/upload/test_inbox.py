@@ -97,3 +97,116 @@ def test_cleanup_after_import_removes_exactly_the_stored_originals(client, membe
     session = PrearchiveSession.objects.get()
     on_disk = {p.name for p in (settings.PREARCHIVE_ROOT / session.relative_dir).rglob("*.dcm")}
     assert on_disk == {row.relative_path.rsplit("/", 1)[-1] for row in session.files.all()}
+
+
+# ------------------------------------------------------------------ a folder swapped for a link mid-import
+
+def _race_tree(tmp_path):
+    """inbox/batch (2 series × 3 files), and outside the root a victim folder of the same shape (another
+    patient) that the swap points the inbox's batch to."""
+    root = tmp_path / "inbox"
+    inside = session_files(root / "batch", series=2, per_series=3, PatientID="INSIDE1")
+    victim = session_files(tmp_path / "outside" / "victim", series=2, per_series=3, PatientID="VICTIM1")
+    config = site_config_get()
+    config.inbox_path = str(root)
+    config.save()
+    return root, inside, victim
+
+
+def _swap(root, tmp_path):
+    """Rename the inbox's batch folder away (outside the root) and put a link to the victim in its place."""
+    os.rename(root / "batch", tmp_path / "outside" / "moved")
+    os.symlink(tmp_path / "outside" / "victim", root / "batch")
+
+
+def _sops(paths):
+    import pydicom
+
+    return {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths}
+
+
+@pytest.mark.parametrize("cleanup", [False, True])
+def test_folder_swapped_for_a_link_between_listing_and_opening_reads_nothing_outside(
+        member, tmp_path, cleanup):
+    """The swap happens while the first file is copied (after the folder was listed and that file opened):
+    no file of the victim is imported, none is removed, and the moved originals all survive."""
+    from upload import inbox as inbox_module
+    from upload.inbox import inbox_import
+
+    root, inside, victim = _race_tree(tmp_path)
+    victim_sops, inside_sops = _sops(victim), _sops(inside)
+    real_mkstemp = inbox_module.tempfile.mkstemp
+    calls = []
+
+    def mkstemp_then_swap(*args, **kwargs):
+        if not calls:
+            _swap(root, tmp_path)
+        calls.append(1)
+        return real_mkstemp(*args, **kwargs)
+
+    params = {"PROJECT_ID": "PROJ1", "SUBJECT_ID": "R1", "EXPT_LABEL": "R1_MR"}
+    if cleanup:
+        params["cleanupAfterImport"] = "true"
+    with mock.patch.object(inbox_module.tempfile, "mkstemp", side_effect=mkstemp_then_swap):
+        report = inbox_import(path="batch", params=params, user=member)
+    imported = set(PrearchiveFile.objects.values_list("sop_instance_uid", flat=True))
+    assert calls, "the swap hook never ran"
+    assert not imported & victim_sops
+    assert imported <= inside_sops
+    assert all(p.exists() for p in victim), "a file outside the inbox root was removed"
+    moved = [tmp_path / "outside" / "moved" / p.relative_to(root / "batch") for p in inside]
+    assert all(p.exists() for p in moved), "an original moved out of the root was removed"
+    assert len(imported) == 1  # the file open when the swap came; the rest of the moved folder is not read
+    assert any("moved or replaced" in reason for _, reason in report.skipped)
+
+
+def test_folder_swapped_before_the_originals_are_removed_removes_nothing_outside(member, tmp_path):
+    """cleanupAfterImport=true and the swap right after the first file's result: the originals still to be
+    removed are reached through the folder that was read, not through the path, so no victim file goes."""
+    from upload.inbox import inbox_import
+
+    root, inside, victim = _race_tree(tmp_path)
+    victim_sops = _sops(victim)
+    swapped = []
+
+    def progress(done, total):
+        if not swapped:
+            _swap(root, tmp_path)
+            swapped.append(done)
+
+    inbox_import(path="batch", params={"PROJECT_ID": "PROJ1", "SUBJECT_ID": "R2", "EXPT_LABEL": "R2_MR",
+                                       "cleanupAfterImport": "true"}, user=member, progress=progress)
+    assert swapped
+    imported = set(PrearchiveFile.objects.values_list("sop_instance_uid", flat=True))
+    assert not imported & victim_sops
+    assert all(p.exists() for p in victim), "a file outside the inbox root was removed"
+    moved = [tmp_path / "outside" / "moved" / p.relative_to(root / "batch") for p in inside]
+    assert sum(not p.exists() for p in moved) == 1  # only the first, removed before the swap
+
+
+def test_a_subfolder_swapped_for_a_link_after_the_listing_is_not_followed(member, tmp_path):
+    """batch/s2 replaced by a link to the victim while batch/s1 is read: s2 is skipped and reported."""
+    from upload import inbox as inbox_module
+    from upload.inbox import inbox_import
+
+    root, inside, victim = _race_tree(tmp_path)
+    victim_sops = _sops(victim)
+    real_mkstemp = inbox_module.tempfile.mkstemp
+    calls = []
+
+    def mkstemp_then_swap(*args, **kwargs):
+        if not calls:
+            os.rename(root / "batch" / "s2", tmp_path / "outside" / "s2_moved")
+            os.symlink(tmp_path / "outside" / "victim" / "s2", root / "batch" / "s2")
+        calls.append(1)
+        return real_mkstemp(*args, **kwargs)
+
+    with mock.patch.object(inbox_module.tempfile, "mkstemp", side_effect=mkstemp_then_swap):
+        report = inbox_import(path="batch", params={"PROJECT_ID": "PROJ1", "SUBJECT_ID": "R3",
+                                                    "EXPT_LABEL": "R3_MR", "cleanupAfterImport": "true"},
+                              user=member)
+    imported = set(PrearchiveFile.objects.values_list("sop_instance_uid", flat=True))
+    assert not imported & victim_sops
+    assert len(imported) == 3  # batch/s1 only
+    assert all(p.exists() for p in victim)
+    assert "batch/s2" in dict(report.skipped)  # reported (opened before the swap: as moved; after: as a link)
