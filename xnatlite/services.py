@@ -40,9 +40,30 @@ def _coerce(value: Any) -> Any:
     return value
 
 
+# Fields whose values are checked together: a change of one makes the others' errors this write's errors.
+SITE_CONFIG_LINKED: tuple[frozenset[str], ...] = (
+    frozenset({"enable_sitewide_anonymization_script", "sitewide_anonymization_script"}),
+    frozenset({"enable_sitewide_series_import_filter", "sitewide_series_import_filter_mode",
+               "sitewide_series_import_filter"}),
+    frozenset({"default_project_auto_archive_setting", "project_allow_auto_archive"}),
+)
+
+
+def _site_config_concerned(changed: set[str]) -> set[str]:
+    """The fields a write of ``changed`` answers for: those, and those checked together with them."""
+    concerned = set(changed)
+    for linked in SITE_CONFIG_LINKED:
+        if linked & changed:
+            concerned |= linked
+    return concerned
+
+
 def site_config_update(*, data: dict[str, Any], actor: str) -> SiteConfig:
     """Change site settings given by XNAT property name. All-or-nothing: any bad value raises
-    ValidationError({property: [messages]}) and nothing changes."""
+    ValidationError({property: [messages]}) and nothing changes. Only what the write changes is validated,
+    with what it is checked together with (the script and its switch, the filter, its mode and its switch,
+    the default auto-archive code and whether auto-archive is allowed); a stored value the write does not
+    touch never refuses it, and only the written fields are saved."""
     unknown = [name for name in data if canonical_property(name) is None]
     if unknown:
         raise ValidationError({name: [MSG_UNKNOWN_PROPERTY.format(name=name)] for name in unknown})
@@ -53,14 +74,20 @@ def site_config_update(*, data: dict[str, Any], actor: str) -> SiteConfig:
         if "sitewide_pet_mr" in changes:  # XNAT strips whitespace from this value
             changes["sitewide_pet_mr"] = "".join(str(changes["sitewide_pet_mr"] or "").split())
         form = SiteConfigForm(data={**current, **changes}, instance=config)
-        if not form.is_valid():
+        form.is_valid()
+        concerned = _site_config_concerned(set(changes))
+        errors = {f: msgs for f, msgs in form.errors.items() if f in concerned or f not in current}
+        if errors:
             raise ValidationError(
-                {FIELD_TO_PROPERTY.get(f, f): [str(m) for m in msgs] for f, msgs in form.errors.items()}
+                {FIELD_TO_PROPERTY.get(f, f): [str(m) for m in msgs] for f, msgs in errors.items()}
             )
-        changed = [FIELD_TO_PROPERTY[f] for f in form.changed_data if f in FIELD_TO_PROPERTY]
-        config = form.save()
+        changed = [f for f in form.changed_data if f in changes]
+        for name in changed:
+            setattr(config, name, form.cleaned_data[name])
         if changed:
-            audit_record(actor=actor, action="site_config_update", properties=sorted(changed))
+            config.save(update_fields=changed)
+            audit_record(actor=actor, action="site_config_update",
+                         properties=sorted(FIELD_TO_PROPERTY[f] for f in changed))
         transaction.on_commit(lambda: idle_schedule_sync(config=config))
     return config
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import json
 
 import pytest
@@ -170,3 +171,92 @@ def test_non_admin_can_read_but_not_write(client, member):
     r = client.post("/xapi/siteConfig", {"sessionXmlRebuilderInterval": "3"}, **auth)
     assert r.status_code == 403
     assert SiteConfig.objects.get().session_xml_rebuilder_interval == 5
+
+
+# ------------------------------------------------------------------ writes by any site admin (issue 13 item 4)
+
+# One setting of each settings group (xnatlite.site_settings.GROUPS), a new value and how it reads back.
+GROUP_SAMPLES = {
+    "Available Upload Methods": ("uiHideCompressedUploaderUploadOption", True, True),
+    "Session Builder": ("sessionXmlRebuilderInterval", 7, 7),
+    "Site-wide Anonymization Script": ("enableSitewideAnonymizationScript", False, False),
+    "Site-wide Series Import Filter": ("sitewideSeriesImportFilter", "LOCALIZER", "LOCALIZER"),
+    "Site-wide PET Tracers": ("sitewidePetTracers", "PIB\nFDG\nNAV4694", "PIB\nFDG\nNAV4694"),
+    "Site-wide Handling of PET-MR Sessions": ("sitewidePetMr", "separate", "separate"),
+    "Projects, Receiver and Uploads": ("uploadMaxEntries", 5000, 5000),
+}
+
+
+@pytest.fixture
+def siteboss(db, django_user_model):
+    """A site whose only admin is not called 'admin', while receivedFileUser still says 'admin'."""
+    django_user_model.objects.create_superuser("siteboss", "boss@example.org", "boss-pass-1")
+    assert site_config_get().received_file_user == "admin"
+    assert not django_user_model.objects.filter(username="admin").exists()
+    return basic("siteboss", "boss-pass-1")
+
+
+def _read_back(client, auth, prop):
+    return client.get(f"/xapi/siteConfig/{prop}", **auth).json()
+
+
+@pytest.mark.parametrize("group", sorted(GROUP_SAMPLES))
+def test_an_admin_not_called_admin_changes_each_group_by_property(client, siteboss, group):
+    prop, value, expected = GROUP_SAMPLES[group]
+    body = json.dumps(value)
+    r = client.post(f"/xapi/siteConfig/{prop}", body, content_type="application/json", **siteboss)
+    assert r.status_code == 200, r.content
+    assert _read_back(client, siteboss, prop) == expected
+    assert AuditEvent.objects.filter(action="site_config_update", actor="siteboss",
+                                     details__properties=[prop]).exists()
+
+
+def test_an_admin_not_called_admin_changes_every_group_in_one_map(client, siteboss):
+    from xnatlite.site_settings import GROUPS
+
+    assert set(GROUP_SAMPLES) <= {title for title, _ in GROUPS}
+    body = {prop: value for prop, value, _ in GROUP_SAMPLES.values()}
+    r = client.post("/xapi/siteConfig", json.dumps(body), content_type="application/json", **siteboss)
+    assert r.status_code == 200, r.content
+    values = client.get("/xapi/siteConfig", **siteboss).json()
+    assert {prop: values[prop] for prop, _, _ in GROUP_SAMPLES.values()} == \
+        {prop: expected for prop, _, expected in GROUP_SAMPLES.values()}
+    assert values["receivedFileUser"] == "admin"  # untouched, though it names no user
+
+
+def test_the_received_file_user_is_still_checked_when_it_is_what_changes(client, siteboss):
+    r = client.post("/xapi/siteConfig/receivedFileUser", "ghost", content_type="text/plain", **siteboss)
+    assert r.status_code == 400 and "The user 'ghost' does not exist." in r.content.decode()
+    r = client.post("/xapi/siteConfig/receivedFileUser", "siteboss", content_type="text/plain", **siteboss)
+    assert r.status_code == 200
+    assert site_config_get().received_file_user == "siteboss"
+
+
+def test_a_change_is_checked_with_what_it_makes_inconsistent(client, siteboss):
+    """Forbidding auto-archive while new projects default to auto-archive (4) is refused; a broken stored
+    script refuses enabling the script, but no unrelated write."""
+    r = client.post("/xapi/siteConfig/projectAllowAutoArchive", "false", content_type="application/json",
+                    **siteboss)
+    assert r.status_code == 400 and "defaultProjectAutoArchiveSetting" in r.content.decode()
+    assert site_config_get().project_allow_auto_archive is True
+    SiteConfig.objects.update(enable_sitewide_anonymization_script=False,
+                              sitewide_anonymization_script='version "6.1"\n(0010,0010) := "open\n')
+    r = client.post("/xapi/siteConfig/sitewidePetMr", "pet", content_type="text/plain", **siteboss)
+    assert r.status_code == 200, r.content
+    r = client.post("/xapi/siteConfig/enableSitewideAnonymizationScript", "true", content_type="application/json",
+                    **siteboss)
+    assert r.status_code == 400 and "sitewideAnonymizationScript" in r.content.decode()
+    assert site_config_get().enable_sitewide_anonymization_script is False
+
+
+def test_the_first_admin_scripts_run_creates_changes_settings(client, db, monkeypatch, tmp_path, settings):
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("XNATLITE_ADMIN_PASSWORD", "first-admin-pass-1")
+    call_command("ensure_site_admin", stdout=open(os.devnull, "w"))
+    auth = basic("admin", "first-admin-pass-1")
+    r = client.post("/xapi/siteConfig", json.dumps({"sessionXmlRebuilderInterval": 9}),
+                    content_type="application/json", **auth)
+    assert r.status_code == 200, r.content
+    assert _read_back(client, auth, "sessionXmlRebuilderInterval") == 9
