@@ -83,6 +83,9 @@ def prearchive_session(request: HttpRequest, project: str, timestamp: str, folde
             return rest.not_found(MSG_NO_DOCUMENT)
         return HttpResponse(path.read_bytes(), content_type="text/xml; charset=utf-8")
     row = session_row(session)
+    from .services.script_state import session_notes
+
+    row["processing"] = session_notes(session_id=session.pk)  # what the scripts echoed: for its reviewers
     if request.GET.get("document", "").lower() == "true" or fmt == "json-document":
         row["document"] = session.document
     return rest.result_set([row], title="Prearchive")

@@ -208,3 +208,37 @@ class IntakeRejection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.reason_code}"
+
+
+class ScriptMemo(models.Model):
+    """One memo entry of a DicomEdit script context (``mapReferencedUIDs``, ``mapUID``), shared by every file
+    of a session and by every process that handles it (services/script_state.py). ``key`` is an HMAC (site
+    secret) of the mapped value, never the value; ``value`` is the new UID the script gave it. Written with
+    INSERT ... ON CONFLICT DO NOTHING and read back, so two processes map a value the same way."""
+
+    scope = models.CharField(max_length=100, help_text="Which script and which session (HMAC of its study).")
+    kind = models.CharField(max_length=8, help_text="ref: mapReferencedUIDs; uid: mapUID.")
+    key = models.CharField(max_length=64, help_text="HMAC of the mapped value (and prefix).")
+    value = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "kind", "key"], name="script_memo_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.kind}"
+
+
+class SessionNote(models.Model):
+    """A line of a session's processing record that its reviewers see: what the scripts ``echo``ed while
+    its files were processed (never written to a log or a process's output)."""
+
+    session = models.ForeignKey(PrearchiveSession, on_delete=models.CASCADE, related_name="notes")
+    at = models.DateTimeField(auto_now_add=True)
+    origin = models.CharField(max_length=32, help_text="site script, uploader, ...")
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.text[:40]}"

@@ -20,6 +20,7 @@ from prearchive.services.conflicts import OVERWRITE_MODES
 from prearchive.services.delete import DeleteError, session_delete_request
 from prearchive.services.jobfile import session_dir
 from prearchive.services.move import MoveError, session_move_request
+from prearchive.services import script_state
 from prearchive.services.rebuild import RebuildError, session_rebuild_request
 from xnatlite import permissions
 from xnatlite.models import AuditEvent, ID_VALIDATOR
@@ -143,6 +144,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "prearchive/session.html", {
         "s": session, "scans": scans, "flagged": [s for s in scans if s["flags"]],
         "running": session.status in RUNNING,
+        "notes": script_state.session_notes(session_id=session.pk),
         "projects": list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES)
                          .exclude(pk=session.project_id).values_list("id", flat=True)),
     })

@@ -73,11 +73,13 @@ def _clear_intake_hints(request):
     if not _django_active(request.config):
         yield
         return
-    from prearchive.services import intake
+    from prearchive.services import intake, script_state
 
     intake._SESSION_HINTS.clear()
+    script_state.caches_clear()
     yield
     intake._SESSION_HINTS.clear()
+    script_state.caches_clear()
 
 
 # ------------------------------------------------------------------ personas

@@ -129,9 +129,10 @@ def script_get(text: str):
     return script
 
 
-def script_apply(script: Any, dataset, *, variables: dict[str, str]) -> bool:
-    """Apply in place; True when the script rejected the file."""
-    result = script.apply(dataset, variables=variables)
+def script_apply(script: Any, dataset, *, variables: dict[str, str], run=None) -> bool:
+    """Apply in place; True when the script rejected the file. ``run``: the session's script context
+    (services/script_state.py), whose memos every file of the session shares."""
+    result = script.apply(dataset, variables=variables, run=run)
     return bool(getattr(result, "rejected", False))
 
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
-from . import adapters, context, dicomwrite, fastheader, fastpath, storage
+from . import adapters, context, dicomwrite, fastheader, fastpath, script_state, storage
 from .headers import HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
 from .idle import idle_countdown_on_commit
 
@@ -390,11 +390,12 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         series_uid = uid(ds, "SeriesInstanceUID")
     except HeaderError as exc:
         return _reject(path=path, code=exc.code, reason=exc.message, source=source)
+    # With the site script on, the original UIDs are never stored nor logged (rejections name none).
+    shown = {"study_uid": study_uid, "sop_uid": sop_uid} if script is None else {}
     for keyword, value in (("StudyInstanceUID", study_uid), ("SOPInstanceUID", sop_uid)):
         if not value:
             return _reject(path=path, code=IntakeRejection.Reason.MISSING_UID,
-                           reason=MSG_NO_UID.format(keyword=keyword), source=source, study_uid=study_uid,
-                           sop_uid=sop_uid)
+                           reason=MSG_NO_UID.format(keyword=keyword), source=source, **shown)
 
     # 2. Project, subject and session.
     routed = adapters.route(dataset=ds, params=params, receiver=receiver, resolve_project=_project_resolver(snap, user))
@@ -405,7 +406,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         if len(value) > MAX_LABEL:
             return _reject(path=path, code=IntakeRejection.Reason.INVALID_VALUE,
                            reason=MSG_LABEL_TOO_LONG.format(what=what, limit=MAX_LABEL), source=source,
-                           study_uid=study_uid, sop_uid=sop_uid)
+                           **shown)
     code = _auto_archive_code(getattr(routed, "auto_archive", None))
     if project_id is None:
         code = None  # Unassigned sessions are never auto-archived
@@ -418,6 +419,13 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         "overwrite": _overwrite_param(params.get("overwrite")),
     }
     key = (project_id, study_uid, label)
+    state = None
+    if script is not None:
+        # Before the script, the session is known only by a keyed hash of its original study: files the
+        # script never runs on (filtered, failed) are counted on the session its other files went to, or
+        # on one tagged with that hash; the session of a stored file is keyed by its values after the script.
+        state = script_state.site_context(study_uid=study_uid)
+        key = (project_id, state.session_tag(project_id=project_id, label=label), label)
 
     # 3. Series import filters: the site's, then the project's.
     filters = [site_filter] if site_filter else []
@@ -430,52 +438,83 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         if not accepted:
             path.unlink(missing_ok=True)
             session = _session_count(key=key, values=session_values, counter="filtered_count")
-            logger.info("intake filtered instance %s of study %s", sop_uid, study_uid)
-            return IntakeResult(FILTERED, session_id=session.pk, uri=session.uri, sop_instance_uid=sop_uid,
+            logger.info("intake filtered instance %s of study %s", shown.get("sop_uid", "-"),
+                        shown.get("study_uid", f"session {session.pk}"))
+            return IntakeResult(FILTERED, session_id=session.pk, uri=session.uri,
+                                sop_instance_uid=shown.get("sop_uid", ""),
                                 reason=reason or "Filtered by a series import filter.")
         mapped_modality = modality or mapped_modality
 
     # 4. The site-wide anonymization script (fail closed).
     data: bytes | None = raw  # bytes to write (from the receiver, or as the script left them); None: move path
+    echoes: list[str] = []
     if script is not None:
         variables = {"project": project_id or UNASSIGNED, "subject": subject, "session": label,
                      "modalityLabel": mapped_modality or str(ds.get("Modality", "") or "")}
         try:
             before = dicomwrite.snapshot(ds) if file_bytes is not None else None
-            rejected = adapters.script_apply(script, ds, variables=variables)
+            rejected = adapters.script_apply(script, ds, variables=variables, run=state.run)
             if not rejected and file_bytes is not None:
                 data = dicomwrite.encode(ds, file_bytes, header.end, original=as_read[0], before=before[0],
                                          original_meta=as_read[1], before_meta=before[1])
                 if data is None:  # the script changed what the header-only write relies on
-                    ds = header_read(None if raw is not None else path, full=True, raw=raw).dataset
-                    rejected = adapters.script_apply(script, ds, variables=variables)
-                    data = None if rejected else _encode(ds)
+                    rejected, ds, data = _script_rerun(script, state, path, raw, variables)
             elif not rejected:
                 data = _encode(ds)
-            if not rejected:
-                sop_uid = uid(ds, "SOPInstanceUID") or sop_uid
-                series_uid = uid(ds, "SeriesInstanceUID")
+            for _attempt in range(3):
+                if rejected or state.commit():
+                    break
+                # Another process mapped one of this file's values first: run it again with that UID.
+                rejected, ds, data = _script_rerun(script, state, path, raw, variables)
+            else:
+                raise IntakeError("The session's script memos could not be agreed on; try again.")
+            echoes = state.take_echoes()
+        except IntakeError:
+            state.discard()
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure keeps the file out of the prearchive
+            state.discard()
             session = _session_get_or_create(key=key, values=session_values)
+            script_state.session_notes_add(session_id=session.pk, origin="site script", lines=state.take_echoes())
             return _reject(path=path, code=IntakeRejection.Reason.ANON_FAILED,
                            reason=MSG_ANON_FAILED.format(error=type(exc).__name__), source=source,
-                           study_uid=study_uid, sop_uid=sop_uid, session_id=session.pk,
-                           counters=("rejected_count", "anon_failed_count"))
+                           session_id=session.pk, counters=("rejected_count", "anon_failed_count"))
         if rejected:
             session = _session_get_or_create(key=key, values=session_values)
+            script_state.session_notes_add(session_id=session.pk, origin="site script", lines=echoes)
             return _reject(path=path, code=IntakeRejection.Reason.SCRIPT_REJECT, reason=MSG_SCRIPT_REJECT,
-                           source=source, study_uid=study_uid, sop_uid=sop_uid, session_id=session.pk)
+                           source=source, session_id=session.pk)
+        # The values the file carries now: its session, row and name. What the script removed is stood in
+        # for by a keyed hash of the original (grouping only), never by the original.
+        study_uid = uid(ds, "StudyInstanceUID") or script_state.stand_in_uid(study_uid, what="study")
+        sop_uid = uid(ds, "SOPInstanceUID") or script_state.stand_in_uid(sop_uid, what="instance")
+        series_uid = uid(ds, "SeriesInstanceUID")
+        key = (project_id, study_uid, label)
+        state.session_tag_remember(project_id=project_id, label=label, tag=study_uid)
 
     # 5. Into place, and the rows.
     fields = file_fields(ds)
     if mapped_modality:
         fields["modality"] = mapped_modality[:16]
-    fields.update(study_instance_uid=uid(ds, "StudyInstanceUID") or study_uid, series_instance_uid=series_uid)
+    fields.update(study_instance_uid=uid(ds, "StudyInstanceUID") or ("" if script is not None else study_uid),
+                  series_instance_uid=series_uid)
     scan_id = scan_dir(fields["series_number"], series_uid)
     relative = storage.scan_file_relative(scan_id, safe_file_name(sop_uid))
     size = len(data) if data is not None else header.size
-    return _store(path=path, data=data, key=key, values=session_values, sop_uid=sop_uid, scan_id=scan_id,
-                  relative=relative, size=size, fields=fields, row_writer=row_writer)
+    result = _store(path=path, data=data, key=key, values=session_values, sop_uid=sop_uid, scan_id=scan_id,
+                    relative=relative, size=size, fields=fields, row_writer=row_writer)
+    if echoes:
+        script_state.session_notes_add(session_id=result.session_id, origin="site script", lines=echoes)
+    return result
+
+
+def _script_rerun(script, state, path: Path, raw: bytes | None, variables: dict[str, str]):
+    """The site script once more on the file as received, read whole: (rejected, dataset, bytes)."""
+    state.discard()
+    state.take_echoes()
+    ds = header_read(None if raw is not None else path, full=True, raw=raw).dataset
+    rejected = adapters.script_apply(script, ds, variables=variables, run=state.run)
+    return rejected, ds, (None if rejected else _encode(ds))
 
 
 def _encode(ds) -> bytes:

@@ -79,7 +79,7 @@ def test_a_script_failing_on_a_file_keeps_it_out_and_the_session_errors(anon, mo
     anon('version "6.1"\n(0010,0010) := "X"\n')
     from prearchive.services import adapters
 
-    def explode(script, dataset, *, variables):
+    def explode(script, dataset, *, variables, run=None):
         dataset.PatientName = "half-done"
         raise RuntimeError("boom")
 

@@ -231,3 +231,26 @@ def test_a_stalled_upload_is_cleaned_and_the_clean_up_is_scheduled(member, setti
     assert services.transfers_cleanup(older_than=0) == {"abandoned": 1, "removed": 1}
     assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.FAILED
     assert files_under(settings.UPLOAD_TMP_ROOT) == []
+
+
+def test_the_uploader_pass_echoes_into_the_session_record_not_stdout_or_logs(inspected, member, capfd, caplog):
+    import logging
+
+    from prearchive.models import SessionNote
+
+    caplog.set_level(logging.DEBUG)
+    script = PROJECT_SCRIPT + 'echo (0008,0020)\necho format["Study of {0}", (0010,0010)]\n'
+    transfer = inspected({"anon_script": script, "anon_script_enabled": True}, sessions=1)
+    names = sorted(str(pydicom.dcmread(p).StudyDate) for p in files_under(transfer.work_dir) if p.suffix == ".dcm")
+    assert names == ["20240115"] * 4
+    capfd.readouterr()
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "NEW01", "label": "NEW01_MR", "scans": ["1", "2"],
+        "variables": {"trial": "T"}}]})
+    assert importer.transfer_import(transfer_id=transfer.pk) == Transfer.Status.DONE
+    out, err = capfd.readouterr()
+    for name in names:
+        assert name not in out + err + caplog.text
+    session = PrearchiveSession.objects.get()
+    notes = SessionNote.objects.filter(session=session, origin="uploader")
+    assert sorted(notes.values_list("text", flat=True)) == names + ["Study of NEW01"] * 4

@@ -272,7 +272,13 @@ def _file_import(*, work: Path, rel: str, staging: Path, anonymizer: Anonymizer,
     with open(tmp, "wb") as fh:
         fh.write(buf.getvalue())
     source.unlink(missing_ok=True)
-    return receive(path=tmp, source="uploader", params=params, prevent_anon=True, user=user)
+    echoes = anonymizer.take_echoes()
+    result = receive(path=tmp, source="uploader", params=params, prevent_anon=True, user=user)
+    if echoes:
+        from prearchive.services.script_state import session_notes_add
+
+        session_notes_add(session_id=result.session_id, origin="uploader", lines=echoes)
+    return result
 
 
 def _tracers_set(*, report, choices) -> None:

@@ -98,7 +98,12 @@ class Anonymizer:
         self.variables = dict(variables)
         from anonymization.dicomedit import RunContext
 
-        self.run = RunContext()
+        self.echoes: list[str] = []  # what the scripts echo: for the session's processing record, never stdout
+        self.run = RunContext(echo=self.echoes.append)
+
+    def take_echoes(self) -> list[str]:
+        lines, self.echoes[:] = list(self.echoes), []
+        return lines
 
     def apply(self, ds) -> bool:
         """Run every script on ``ds`` in place; False when a script rejected the file."""
