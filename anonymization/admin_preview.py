@@ -16,11 +16,14 @@ from anonymization.services import dataset_preview, script_compile
 MAX_PREVIEW_BYTES = 200 * 1024 * 1024
 
 
-def _prearchive_choices() -> list[tuple[str, str]]:
+def _prearchive_choices(project_ids: list[str] | None = None) -> list[tuple[str, str]]:
+    """Recent prearchive files to try a script on; ``project_ids`` limits them to those projects."""
     from prearchive.models import PrearchiveFile
 
-    rows = (PrearchiveFile.objects.select_related("session")
-            .order_by("-session__lastmod", "session_id", "scan_id", "instance_number")[:300])
+    rows = PrearchiveFile.objects.select_related("session")
+    if project_ids is not None:
+        rows = rows.filter(session__project_id__in=project_ids)
+    rows = (rows.order_by("-session__lastmod", "session_id", "scan_id", "instance_number")[:300])
     choices = [("", "(none)")]
     for f in rows:
         s = f.session
@@ -38,9 +41,9 @@ class PreviewForm(forms.Form):
     session = forms.CharField(required=False, initial="SESSION")
     modality_label = forms.CharField(required=False, initial="MR", label="modalityLabel")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, project_ids: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["prearchive_file"].choices = _prearchive_choices()
+        self.fields["prearchive_file"].choices = _prearchive_choices(project_ids)
 
     def clean(self):
         data = super().clean()
@@ -66,23 +69,30 @@ class PreviewForm(forms.Form):
             raise ValidationError("That file is not a readable DICOM file.") from None
 
 
+def script_preview_run(form: PreviewForm):
+    """(result, error) of a bound, valid PreviewForm: the changes the script makes, or why it cannot."""
+    result = error = None
+    try:
+        script = script_compile(text=form.cleaned_data["script"])
+        dataset = form.dataset()
+        variables = {"project": form.cleaned_data["project"], "subject": form.cleaned_data["subject"],
+                     "session": form.cleaned_data["session"],
+                     "modalityLabel": form.cleaned_data["modality_label"]}
+        result = dataset_preview(script=script, dataset=dataset, variables=variables)
+    except DicomEditSyntaxError as exc:
+        error = f"Script error: {exc}"
+    except DicomEditError as exc:
+        error = f"The script failed on this file: {exc}"
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    return result, error
+
+
 def script_preview_view(request, *, admin_site, script_text: str, title: str, back_url: str):
     form = PreviewForm(request.POST or None, request.FILES or None, initial={"script": script_text})
     result = error = None
     if request.method == "POST" and form.is_valid():
-        try:
-            script = script_compile(text=form.cleaned_data["script"])
-            dataset = form.dataset()
-            variables = {"project": form.cleaned_data["project"], "subject": form.cleaned_data["subject"],
-                         "session": form.cleaned_data["session"],
-                         "modalityLabel": form.cleaned_data["modality_label"]}
-            result = dataset_preview(script=script, dataset=dataset, variables=variables)
-        except DicomEditSyntaxError as exc:
-            error = f"Script error: {exc}"
-        except DicomEditError as exc:
-            error = f"The script failed on this file: {exc}"
-        except ValidationError as exc:
-            error = " ".join(exc.messages)
+        result, error = script_preview_run(form)
     context = {**admin_site.each_context(request), "title": title, "form": form, "result": result,
                "error": error, "back_url": back_url, "media": form.media}
     return TemplateResponse(request, "admin/anonymization/preview.html", context)

@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from django.contrib.auth import login, logout
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
@@ -167,6 +167,8 @@ def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
             project_id=project_id, name=fields.get("name", ""), description=fields.get("description", ""),
             owner=request.user, actor=request.user.get_username(),
         )
+    except PermissionDenied as exc:
+        return forbidden(str(exc))
     except ValidationError as exc:
         if "already exists" in str(exc):
             return rest.text(f"Project {project_id} already exists.\n", status=409)

@@ -99,3 +99,18 @@ class ProjectForm(forms.ModelForm):
             except ValidationError as exc:
                 self.add_error("series_import_filter", exc)
         return data
+
+
+# The project settings an owner edits on the project page (the ID, members and codes have their own services).
+PROJECT_SETTINGS_FIELDS = [
+    "name", "description", "series_import_filter_enabled", "series_import_filter_mode", "series_import_filter",
+    "pet_tracers_enabled", "pet_tracers", "pet_mr", "allow_create_subject", "require_date", "allow_bulk_upload",
+    "default_subject_labeling_scheme", "default_session_labeling_scheme",
+]
+
+
+class ProjectSettingsForm(ProjectForm):
+    """The admin's project form, limited to the settings: the same field validation and filter check."""
+
+    class Meta(ProjectForm.Meta):
+        fields = PROJECT_SETTINGS_FIELDS

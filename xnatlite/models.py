@@ -142,6 +142,11 @@ class SiteConfig(models.Model):
         help_text="If off, projects may only use the prearchive (code 0).",
     )
     ui_allow_quarantine = models.BooleanField("Allow quarantine", default=True, help_text="Show quarantine settings.")
+    ui_allow_non_admin_project_creation = models.BooleanField(
+        "Allow non-admin users to create projects", default=True,
+        help_text="On: any logged-in user may create a project (and becomes its owner). Off: only site "
+        "administrators create projects (XNAT's \"restrict project creation to admins\").",
+    )
     enable_dicom_receiver = models.BooleanField(
         "Enable DICOM receiver", default=True, help_text="Accept DICOM C-STORE requests."
     )

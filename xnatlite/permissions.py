@@ -46,6 +46,17 @@ def can_manage_project(user, project_id: str) -> bool:
     return is_site_admin(user) or project_role(user, project_id) == Role.OWNER
 
 
+def can_create_project(user) -> bool:
+    """Site admins always; other logged-in users when the site allows it (uiAllowNonAdminProjectCreation)."""
+    if is_site_admin(user):
+        return True
+    if not (user.is_authenticated and user.is_active):
+        return False
+    from .selectors import site_config_get
+
+    return site_config_get().ui_allow_non_admin_project_creation
+
+
 def can_see_quarantined(user, project_id: str) -> bool:
     return can_manage_project(user, project_id)
 

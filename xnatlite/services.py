@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from .forms import SiteConfigForm
+from .forms import ProjectSettingsForm, SiteConfigForm
 from .models import AuditEvent, Project, ProjectMember, SchedulerHeartbeat, SiteConfig
 from .selectors import site_config_get
 from .site_settings import FIELD_TO_PROPERTY, PROPERTIES, canonical_property
@@ -20,6 +21,12 @@ IDLE_SWEEP_ENTRY = "Session idle check"
 
 MSG_UNKNOWN_PROPERTY = "No site configuration property named {name}"
 MSG_PROJECT_EXISTS = "A project with the ID {id} already exists."
+MSG_PROJECT_CREATE_ADMINS = "Only site administrators may create projects on this site."
+MSG_MEMBER_UNKNOWN = "No user has the user name or e-mail address '{who}'."
+MSG_MEMBER_AMBIGUOUS = "Several users have the e-mail address '{who}': give the user name."
+MSG_MEMBER_INACTIVE = "The user '{who}' is disabled."
+MSG_MEMBER_ROLE = "The role must be one of: owner, member, collaborator."
+MSG_LAST_OWNER = "A project keeps at least one owner: make someone else owner first."
 
 
 def audit_record(*, actor: str, action: str, project_id: str = "", subject_label: str = "",
@@ -136,7 +143,13 @@ def heartbeat_record(*, name: str) -> None:
 
 def project_create(*, project_id: str, name: str = "", description: str = "", owner=None,
                    actor: str = "") -> Project:
-    """Create a project with the site's default prearchive code; the creator becomes its owner."""
+    """Create a project with the site's default prearchive code; the creator becomes its owner. When the
+    site restricts project creation to admins (uiAllowNonAdminProjectCreation off), an owner who is not a
+    site admin is refused with PermissionDenied."""
+    from .permissions import can_create_project
+
+    if owner is not None and not can_create_project(owner):
+        raise PermissionDenied(MSG_PROJECT_CREATE_ADMINS)
     config = site_config_get()
     project = Project(id=project_id, name=name or project_id, description=description,
                       prearchive_code=config.default_project_auto_archive_setting)
@@ -149,3 +162,77 @@ def project_create(*, project_id: str, name: str = "", description: str = "", ow
             ProjectMember.objects.create(project=project, user=owner, role=ProjectMember.Role.OWNER)
         audit_record(actor=actor, action="project_create", project_id=project_id)
     return project
+
+
+def project_settings_update(*, project: Project, data: dict[str, Any], actor: str) -> Project:
+    """Change the project's settings (name, description, series filter, PET, uploader settings) with the
+    admin's validation. All-or-nothing: a bad value raises ValidationError({field: [messages]})."""
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        current = model_to_dict(project, fields=ProjectSettingsForm.Meta.fields)
+        form = ProjectSettingsForm(data={**current, **data}, instance=project)
+        if not form.is_valid():
+            raise ValidationError({f: [str(m) for m in msgs] for f, msgs in form.errors.items()})
+        project = form.save()
+        if form.changed_data:
+            audit_record(actor=actor, action="project_settings_update", project_id=project.id,
+                         fields=sorted(form.changed_data))
+    return project
+
+
+def user_find(*, who: str):
+    """The active user whose user name (exactly) or e-mail address (any case) is ``who``."""
+    who = (who or "").strip()
+    users = get_user_model().objects
+    user = users.filter(username=who).first() if who else None
+    if user is None and "@" in who:
+        matches = list(users.filter(email__iexact=who)[:2])
+        if len(matches) > 1:
+            raise ValidationError(MSG_MEMBER_AMBIGUOUS.format(who=who), code="ambiguous")
+        user = matches[0] if matches else None
+    if user is None:
+        raise ValidationError(MSG_MEMBER_UNKNOWN.format(who=who), code="unknown")
+    if not user.is_active:
+        raise ValidationError(MSG_MEMBER_INACTIVE.format(who=who), code="inactive")
+    return user
+
+
+def _owners_left(project: Project, without_user_id: int) -> int:
+    return (ProjectMember.objects.filter(project=project, role=ProjectMember.Role.OWNER)
+            .exclude(user_id=without_user_id).count())
+
+
+def project_member_set(*, project: Project, who: str, role: str, actor: str) -> ProjectMember:
+    """Give the user named by user name or e-mail ``who`` the ``role`` in the project (adding or changing
+    their membership). The last owner cannot be demoted."""
+    if role not in ProjectMember.Role.values:
+        raise ValidationError(MSG_MEMBER_ROLE, code="role")
+    user = user_find(who=who)
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        member = ProjectMember.objects.filter(project=project, user=user).first()
+        if member is not None and member.role == ProjectMember.Role.OWNER and role != member.role \
+                and not _owners_left(project, user.pk):
+            raise ValidationError(MSG_LAST_OWNER, code="last_owner")
+        if member is None:
+            member = ProjectMember.objects.create(project=project, user=user, role=role)
+        elif member.role != role:
+            ProjectMember.objects.filter(pk=member.pk).update(role=role)
+            member.role = role
+        audit_record(actor=actor, action="project_member_set", project_id=project.id,
+                     user=user.get_username(), role=role)
+    return member
+
+
+def project_member_remove(*, project: Project, user_id: int, actor: str) -> None:
+    """Take a user out of the project; the last owner stays."""
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        member = ProjectMember.objects.select_related("user").filter(project=project, user_id=user_id).first()
+        if member is None:
+            return
+        if member.role == ProjectMember.Role.OWNER and not _owners_left(project, user_id):
+            raise ValidationError(MSG_LAST_OWNER, code="last_owner")
+        member.delete()
+        audit_record(actor=actor, action="project_member_remove", project_id=project.id,
+                     user=member.user.get_username())

@@ -36,6 +36,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("defaultProjectAutoArchiveSetting", "default_project_auto_archive_setting"),
         ("projectAllowAutoArchive", "project_allow_auto_archive"),
         ("uiAllowQuarantine", "ui_allow_quarantine"),
+        ("uiAllowNonAdminProjectCreation", "ui_allow_non_admin_project_creation"),
         ("enableDicomReceiver", "enable_dicom_receiver"),
         ("dicomFileNameTemplate", "dicom_file_name_template"),
         ("inboxPath", "inbox_path"),

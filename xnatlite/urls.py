@@ -27,5 +27,6 @@ urlpatterns = [
     path("", include("xnatlite.archive.urls")),
     path("prearchive/", include("prearchive.review_urls")),
     path("archive/", include("xnatlite.archive.page_urls")),
+    path("projects/", include("xnatlite.project_urls")),
     path("", include("prearchive.urls")),
 ]
