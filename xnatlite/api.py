@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django.contrib.auth import login, logout
@@ -67,10 +68,37 @@ def version(request: HttpRequest) -> HttpResponse:
     return rest.text(rest.XNAT_VERSION)
 
 
+def _build_info() -> dict[str, str]:
+    return {"version": rest.XNAT_VERSION, "application": "xnatlite", "buildNumber": "1"}
+
+
+_STARTED = time.time()
+
+
 @xnat_api(anonymous=True)
 @require_http_methods(["GET"])
 def build_info(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"version": rest.XNAT_VERSION, "application": "xnatlite", "buildNumber": "1"})
+    """Public, as in XNAT: what clients read before they log in (xnatpy's version check)."""
+    return JsonResponse(_build_info())
+
+
+@xnat_api(anonymous=True)
+@require_http_methods(["GET"])
+def build_info_property(request: HttpRequest, name: str) -> HttpResponse:
+    info = _build_info()
+    if name not in info:
+        return rest.not_found(f"No build information property named {name}")
+    return HttpResponse(json.dumps(info[name]), content_type="application/json")
+
+
+@xnat_api(anonymous=True)
+@require_http_methods(["GET"])
+def uptime(request: HttpRequest) -> HttpResponse:
+    seconds = int(time.time() - _STARTED)
+    days, rest_s = divmod(seconds, 86400)
+    hours, rest_s = divmod(rest_s, 3600)
+    minutes, secs = divmod(rest_s, 60)
+    return JsonResponse({"days": days, "hours": hours, "minutes": minutes, "seconds": secs})
 
 
 # ---------------------------------------------------------------- /xapi/siteConfig
@@ -79,6 +107,15 @@ def build_info(request: HttpRequest) -> HttpResponse:
 def _site_values() -> dict[str, Any]:
     values = model_to_dict(site_config_get())
     return {prop: ("" if values[field] is None else values[field]) for prop, field in PROPERTIES.items()}
+
+
+MSG_ADMIN_READ = "Only site administrators may read site settings."
+
+
+def _may_read(request: HttpRequest) -> bool:
+    """The site settings (inbox path, scripts, filters, users) are for site admins only; what clients need
+    before or without them (build information, version, uptime) is served publicly elsewhere."""
+    return permissions.is_site_admin(request.user)
 
 
 def _update(request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
@@ -96,6 +133,8 @@ def _update(request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def site_config(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
+        if not _may_read(request):
+            return forbidden(MSG_ADMIN_READ)
         return JsonResponse(_site_values())
     if request.content_type == "application/json":
         data = rest.json_body(request)
@@ -111,6 +150,8 @@ def site_config(request: HttpRequest) -> HttpResponse:
 @xnat_api
 @require_http_methods(["GET"])
 def site_config_values(request: HttpRequest, names: str) -> HttpResponse:
+    if not _may_read(request):
+        return forbidden(MSG_ADMIN_READ)
     values = _site_values()
     wanted = [canonical_property(n.strip()) for n in names.split(",")]
     return JsonResponse({name: values[name] for name in wanted if name is not None})
@@ -119,6 +160,8 @@ def site_config_values(request: HttpRequest, names: str) -> HttpResponse:
 @xnat_api
 @require_http_methods(["GET", "POST"])
 def site_config_property(request: HttpRequest, name: str) -> HttpResponse:
+    if request.method == "GET" and not _may_read(request):
+        return forbidden(MSG_ADMIN_READ)
     prop = canonical_property(name)
     if prop is None:
         return rest.not_found(MSG_UNKNOWN_PROPERTY.format(name=name))

@@ -13,6 +13,8 @@ urlpatterns = [
     path("data/auth", api.auth_check),
     path("data/version", api.version),
     path("xapi/siteConfig/buildInfo", api.build_info),
+    path("xapi/siteConfig/buildInfo/<str:name>", api.build_info_property),
+    path("xapi/siteConfig/uptime", api.uptime),
     # Site settings
     path("xapi/siteConfig", api.site_config),
     re_path(r"^xapi/siteConfig/values/(?P<names>[^/]+)$", api.site_config_values),

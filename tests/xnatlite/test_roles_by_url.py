@@ -92,10 +92,13 @@ RULES: dict[str, tuple[int, ...]] = {
     "xapi/anonymize/projects/{project_id}/enabled": (401, 404, 200, 200, 200, 200),
     "xapi/anonymize/site": (401, 200, 200, 200, 200, 200),
     "xapi/anonymize/site/enabled": (401, 200, 200, 200, 200, 200),
-    "xapi/siteConfig": (401, 200, 200, 200, 200, 200),
+    # Site settings: site admins only; what clients read before logging in is public.
+    "xapi/siteConfig": (401, 403, 403, 403, 403, 200),
     "xapi/siteConfig/buildInfo": (200, 200, 200, 200, 200, 200),
-    "xapi/siteConfig/values/{names}": (401, 200, 200, 200, 200, 200),
-    "xapi/siteConfig/{name}": (401, 200, 200, 200, 200, 200),
+    "xapi/siteConfig/buildInfo/{name}": (200, 200, 200, 200, 200, 200),
+    "xapi/siteConfig/uptime": (200, 200, 200, 200, 200, 200),
+    "xapi/siteConfig/values/{names}": (401, 403, 403, 403, 403, 200),
+    "xapi/siteConfig/{name}": (401, 403, 403, 403, 403, 200),
 }
 
 VALUES = {
@@ -165,6 +168,8 @@ def world(admin_user, project, owner, member, collaborator, outsider, site):
 def _url(route: str, values: dict[str, str]) -> str:
     if "subjects/{label}" in route:
         route = route.replace("subjects/{label}", "subjects/SUBJ2")
+    if "buildInfo/{name}" in route:
+        route = route.replace("buildInfo/{name}", "buildInfo/version")
     if "applet/{name}" in route:
         route = route.replace("applet/{name}", "applet/allow-create-subject")
     # Parameters only the Django admin uses (object_id, app_label, ...) get a placeholder.

@@ -163,14 +163,46 @@ def test_wrong_password_is_401(client, admin_user):
     assert client.get("/xapi/siteConfig", **basic("admin", "wrong")).status_code == 401
 
 
-def test_non_admin_can_read_but_not_write(client, member):
+def test_non_admin_can_neither_read_nor_write(client, member):
+    """Updated (issue 16 item 10): non-admins used to read every setting (inbox path, scripts)."""
     auth = basic("mike", "mike-pass-1")
-    assert client.get("/xapi/siteConfig/receivedFileUser", **auth).status_code == 200
+    assert client.get("/xapi/siteConfig/receivedFileUser", **auth).status_code == 403
     r = client.post("/xapi/siteConfig/sessionXmlRebuilderInterval", "3", content_type="text/plain", **auth)
     assert r.status_code == 403
     r = client.post("/xapi/siteConfig", {"sessionXmlRebuilderInterval": "3"}, **auth)
     assert r.status_code == 403
-    assert SiteConfig.objects.get().session_xml_rebuilder_interval == 5
+    assert site_config_get().session_xml_rebuilder_interval == 5
+
+
+SETTINGS_READS = ("/xapi/siteConfig", "/xapi/siteConfig/inboxPath", "/xapi/siteConfig/sitewideAnonymizationScript",
+                  "/xapi/siteConfig/values/inboxPath,receivedFileUser", "/xapi/siteConfig/noSuchThing")
+PUBLIC_READS = ("/xapi/siteConfig/buildInfo", "/xapi/siteConfig/buildInfo/version", "/xapi/siteConfig/uptime",
+                "/data/version")
+
+
+@pytest.mark.parametrize("role, expected", [("anonymous", 401), ("uploader", 403), ("owner", 403),
+                                            ("admin", 200)])
+def test_site_settings_are_read_by_site_admins_only_and_build_info_by_all(
+        client, admin_user, member, owner, tmp_path, role, expected):
+    config = site_config_get()
+    config.inbox_path = str(tmp_path / "secret-inbox")
+    config.save()
+    auth = {"anonymous": {}, "uploader": basic("mike", "mike-pass-1"), "owner": None,
+            "admin": basic("admin", "admin-pass-1")}[role]
+    if role == "owner":
+        client.force_login(owner)
+        auth = {}
+    for path in SETTINGS_READS:
+        r = client.get(path, **auth)
+        want = 404 if (expected == 200 and path.endswith("noSuchThing")) else expected
+        assert r.status_code == want, (path, r.status_code)
+        if want != 200:
+            assert "secret-inbox" not in r.content.decode()
+    assert ("secret-inbox" in client.get("/xapi/siteConfig", **auth).content.decode()) is (role == "admin")
+    for path in PUBLIC_READS:
+        assert client.get(path, **auth).status_code == 200, path
+    assert client.get("/xapi/siteConfig/buildInfo/version", **auth).json() == \
+        client.get("/xapi/siteConfig/buildInfo", **auth).json()["version"]
 
 
 # ------------------------------------------------------------------ writes by any site admin (issue 13 item 4)
