@@ -30,7 +30,8 @@ from prearchive.models import PrearchiveFile, PrearchiveSession
 from prearchive.services import archive_tree as tree
 from prearchive.services import storage
 from prearchive.services.archive_record import session_record
-from prearchive.services.conflicts import ScanKey, overwrite_normalize, scan_renames, session_conflicts
+from prearchive.services.conflicts import (ScanKey, overwrite_normalize, scan_renames, series_scan_ids,
+                                          session_conflicts)
 from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
@@ -41,6 +42,8 @@ Status = PrearchiveSession.Status
 
 ARCHIVABLE = (Status.READY, Status.CONFLICT, Status.ERROR)
 MSG_IN_PROGRESS = "Operation already in progress on this prearchive entry."
+MSG_CONFLICT_NEEDS_OVERWRITE = ("This session is in CONFLICT ({reason}). It is archived only with an explicit "
+                                "overwrite choice: append or delete.")
 MSG_SCRIPT = "The project's anonymization script does not compile ({detail}); nothing was archived."
 MSG_SCRIPT_FAILED = "The project's anonymization script failed on a file ({detail}); nothing was archived."
 MSG_FAILED = "The session could not be archived ({error}); it is still in the prearchive."
@@ -49,6 +52,10 @@ TASK = "prearchive.session_archive"
 
 class ArchiveError(Exception):
     """The request cannot be queued (shown to the user as is)."""
+
+
+class ArchiveConflict(ArchiveError):
+    """A CONFLICT session asked to be archived without an overwrite choice (REST: 409)."""
 
 
 @dataclass(frozen=True)
@@ -97,11 +104,18 @@ def session_archive_request(*, session: PrearchiveSession, actor: str, project_i
                             subject: str | None = None, label: str | None = None, overwrite: str = "none",
                             tracer: str = "", quarantine: bool | None = None) -> None:
     """Queue the archive of ``session`` under the given (final) labels. Raises ArchiveError if the session
-    is not in a status that may be archived."""
+    is not in a status that may be archived; ArchiveConflict if it is in CONFLICT and ``overwrite`` is none
+    (XNAT: a conflict is overridden only by the overwrite flag)."""
+    allowed = ARCHIVABLE if overwrite_normalize(overwrite) != "none" else (Status.READY, Status.ERROR)
     with transaction.atomic():
-        claimed = PrearchiveSession.objects.filter(pk=session.pk, status__in=ARCHIVABLE).update(
+        claimed = PrearchiveSession.objects.filter(pk=session.pk, status__in=allowed).update(
             status=Status.QUEUED_ARCHIVING, lastmod=timezone.now(), error_message="")
         if not claimed:
+            current = PrearchiveSession.objects.filter(pk=session.pk).values_list(
+                "status", "error_message").first()
+            if current is not None and current[0] == Status.CONFLICT:
+                reason = current[1].strip().splitlines()[0] if current[1].strip() else "see the review page"
+                raise ArchiveConflict(MSG_CONFLICT_NEEDS_OVERWRITE.format(reason=reason.rstrip(".")))
             raise ArchiveError(MSG_IN_PROGRESS)
         job_write(session=session, data={
             "op": "archive", "actor": actor, "project": project_id or session.project_id or "",
@@ -190,16 +204,18 @@ def _archive(session: PrearchiveSession, target: Target) -> str:
     return _cleanup(session, target, record, dirs)
 
 
-def _scan_keys(session: PrearchiveSession) -> list[ScanKey]:
-    rows = PrearchiveFile.objects.filter(session=session).values_list("scan_id", "series_instance_uid").distinct()
+def _scan_keys(ids: dict[tuple[str, str], str]) -> list[ScanKey]:
+    """One key per scan of the session (series_scan_ids: a shared SeriesNumber is two scans, never one)."""
     seen: dict[str, str] = {}
-    for scan_id, uid in rows:
-        seen.setdefault(scan_id, uid or "")
+    for (_folder, uid), scan_id in sorted(ids.items()):
+        if uid or scan_id not in seen:
+            seen[scan_id] = uid
     return [ScanKey(scan_id=k, uid=v) for k, v in sorted(seen.items())]
 
 
 def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, op: str) -> None:
-    scans = _scan_keys(session)
+    ids = series_scan_ids(session_id=session.pk)
+    scans = _scan_keys(ids)
     partial_marker = tree.marker_read(dirs.partial)
     if partial_marker is None or partial_marker.get("op") != op:
         tree.tree_discard(dirs.partial)  # a stale partial of an earlier attempt
@@ -222,9 +238,10 @@ def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, o
     run = _run_context()
     base = session_dir(session)
     rows = list(PrearchiveFile.objects.filter(session=session).order_by("scan_id", "instance_number", "pk")
-                .values_list("pk", "relative_path", "scan_id"))
-    files = [tree.FileJob(source=base / rel, dest=f"SCANS/{renames.get(scan_id, scan_id)}/DICOM/{Path(rel).name}")
-             for _pk, rel, scan_id in rows]
+                .values_list("pk", "relative_path", "scan_id", "series_instance_uid"))
+    files = [tree.FileJob(source=base / rel,
+                          dest=f"SCANS/{scan_id_final(ids, renames, folder, uid)}/DICOM/{Path(rel).name}")
+             for _pk, rel, folder, uid in rows]
     rejected = 0
 
     def transform(ds) -> bool:
@@ -248,10 +265,16 @@ def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, o
     if should_stop():
         raise tree.JobInterrupted()
     marker = tree.marker_read(dirs.partial) or {}
-    marker.update(op=op, files=written, rejected=rejected, file_ids=[pk for pk, _rel, _scan in rows])
+    marker.update(op=op, files=written, rejected=rejected, file_ids=[row[0] for row in rows])
     tree.marker_write(dirs.partial, marker)
     logger.info("prearchive session %s: %d file(s) written to the archive, %d rejected", session.pk, written,
                 rejected)
+
+
+def scan_id_final(ids: dict[tuple[str, str], str], renames: dict[str, str], folder: str, uid: str | None) -> str:
+    """The archived scan ID of a file: its series' scan in the session, then the append rename, if any."""
+    scan_id = ids.get((folder, uid or ""), folder)
+    return renames.get(scan_id, scan_id)
 
 
 def _first_line(exc: Exception) -> str:

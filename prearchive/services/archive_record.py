@@ -10,6 +10,7 @@ from django.db import transaction
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
 from prearchive.services import archive_tree as tree
+from prearchive.services.conflicts import series_scan_ids
 from xnatlite.models import ImageSession, Project, Scan, Subject
 from xnatlite.services import audit_record
 
@@ -24,10 +25,13 @@ def accession_assign(session: ImageSession) -> None:
 
 
 def _scan_meta(session: PrearchiveSession, renames: dict[str, str]) -> dict[str, dict]:
+    from prearchive.services.archive import scan_id_final
+
+    ids = series_scan_ids(session_id=session.pk)
     meta: dict[str, dict] = {}
     for row in (PrearchiveFile.objects.filter(session=session).order_by("scan_id", "instance_number", "pk")
                 .values("scan_id", "series_instance_uid", "series_description", "modality", "frames")):
-        scan_id = renames.get(row["scan_id"], row["scan_id"])
+        scan_id = scan_id_final(ids, renames, row["scan_id"], row["series_instance_uid"])
         entry = meta.setdefault(scan_id, {"uid": row["series_instance_uid"] or "",
                                           "description": row["series_description"] or "",
                                           "modality": row["modality"] or "", "frames": 0})

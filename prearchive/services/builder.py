@@ -25,6 +25,7 @@ from django.utils import timezone
 from prearchive.models import PrearchiveFile, PrearchiveSession
 
 from . import storage
+from .conflicts import series_scan_ids
 from .idle import idle_countdown_on_commit
 from .document import ScanAccumulator, document_xml, lead_modality, scan_sort_key, session_type_for
 
@@ -36,7 +37,9 @@ ROW_FIELDS = ("scan_id", "series_instance_uid", "series_number", "study_instance
               "frames", "modality", "series_description", "series_date", "series_time", "study_date",
               "study_time", "station_name", "manufacturer", "manufacturer_model_name", "protocol_name",
               "body_part_examined", "requested_procedure_description", "radiopharmaceutical")
-MSG_DUPLICATE_SERIES = "Series number {scan} is used by {count} different series (SeriesInstanceUIDs {uids})."
+MSG_DUPLICATE_SERIES = ("Series number {scan} is used by {count} different series: the later series are scans "
+                        "{renamed} (XNAT conflict 17, the new scan is renamed). Archive with an overwrite choice "
+                        "(append or delete) to accept.")
 MSG_MIXED_STUDIES = "The session holds files of {count} studies (StudyInstanceUIDs {uids})."
 MSG_NO_FILES = "No files were stored for this session ({filtered} filtered, {rejected} refused)."
 MSG_ANON_FAILED = ("{count} file(s) were refused because the site-wide anonymization script failed on them; "
@@ -76,12 +79,14 @@ def _scans(session_id: int) -> tuple[dict[str, ScanAccumulator], set[str], dict[
     scans: dict[str, ScanAccumulator] = {}
     studies: set[str] = set()
     tracers: dict[str, int] = {}
+    ids = series_scan_ids(session_id=session_id)
     rows = (PrearchiveFile.objects.filter(session_id=session_id).order_by().values(*ROW_FIELDS)
             .iterator(chunk_size=2000))
     for row in rows:
-        acc = scans.get(row["scan_id"])
+        scan_id = ids.get((row["scan_id"], row["series_instance_uid"] or ""), row["scan_id"])
+        acc = scans.get(scan_id)
         if acc is None:
-            acc = scans[row["scan_id"]] = ScanAccumulator(scan_id=row["scan_id"])
+            acc = scans[scan_id] = ScanAccumulator(scan_id=scan_id)
         acc.add(row)
         if row["study_instance_uid"]:
             studies.add(row["study_instance_uid"])
@@ -102,11 +107,14 @@ def _conflicts(scans: dict[str, ScanAccumulator], studies: set[str]) -> list[str
     problems = []
     if len(studies) > 1:
         problems.append(MSG_MIXED_STUDIES.format(count=len(studies), uids=", ".join(sorted(studies))))
+    renamed: dict[str, list[str]] = {}
     for scan_id in sorted(scans, key=scan_sort_key):
-        acc = scans[scan_id]
-        if len(acc.uids) > 1:
-            problems.append(MSG_DUPLICATE_SERIES.format(scan=scan_id, count=len(acc.uids),
-                                                        uids=", ".join(sorted(acc.uids))))
+        number = scans[scan_id].first.get("scan_id", scan_id)
+        if number != scan_id:
+            renamed.setdefault(number, []).append(scan_id)
+    for number in sorted(renamed, key=scan_sort_key):
+        problems.append(MSG_DUPLICATE_SERIES.format(scan=number, count=len(renamed[number]) + 1,
+                                                    renamed=", ".join(renamed[number])))
     return problems
 
 

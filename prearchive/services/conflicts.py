@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Min
+
+from prearchive.models import PrearchiveFile
 from xnatlite.models import ImageSession
 
 OVERWRITE_MODES = ("none", "append", "delete")
@@ -111,6 +114,38 @@ def session_conflicts(*, project_id: str | None, subject: str, label: str, study
     return notices
 
 
+def _next_free(scan_id: str, used: set[str]) -> str:
+    n = 1
+    while f"{scan_id}_{n}" in used:
+        n += 1
+    return f"{scan_id}_{n}"
+
+
+def series_scan_ids(*, session_id: int) -> dict[tuple[str, str], str]:
+    """The scan ID of each series of a prearchive session: {(scan folder, SeriesInstanceUID): scan ID}.
+
+    A scan folder is the SeriesNumber (reference/xnat.md §7), so two series sharing a number share a folder.
+    They stay two scans: the series received first keeps the number, each later one gets XNAT's rename for
+    code 17, ``{number}_1`` (``_2`` ...), skipping IDs the session already uses. Files without a
+    SeriesInstanceUID belong to the folder's first series. One grouped query, no file read."""
+    rows = (PrearchiveFile.objects.filter(session_id=session_id).order_by()
+            .values("scan_id", "series_instance_uid").annotate(first=Min("pk")))
+    by_folder: dict[str, list[tuple[int, str]]] = {}
+    for row in rows:
+        by_folder.setdefault(row["scan_id"], []).append((row["first"], row["series_instance_uid"] or ""))
+    used = set(by_folder)
+    ids: dict[tuple[str, str], str] = {}
+    for folder in sorted(by_folder):
+        series = sorted(by_folder[folder])
+        named = [uid for _first, uid in series if uid]
+        for uid in named[1:]:
+            ids[(folder, uid)] = new_id = _next_free(folder, used)
+            used.add(new_id)
+        for _first, uid in series:
+            ids.setdefault((folder, uid), folder)
+    return ids
+
+
 def scan_renames(*, project_id: str, label: str, scans: list[ScanKey]) -> dict[str, str]:
     """For append: new scans whose number is taken by a different series get ``{id}_1`` (``_2`` ...)."""
     existing = ImageSession.objects.filter(project_id=project_id, label=label).first()
@@ -118,12 +153,9 @@ def scan_renames(*, project_id: str, label: str, scans: list[ScanKey]) -> dict[s
         return {}
     taken = dict(existing.scans.values_list("scan_id", "series_instance_uid"))
     renames: dict[str, str] = {}
-    used = set(taken)
+    used = set(taken) | {scan.scan_id for scan in scans}
     for scan in scans:
         if scan.scan_id in taken and taken[scan.scan_id] != scan.uid:
-            n = 1
-            while f"{scan.scan_id}_{n}" in used:
-                n += 1
-            renames[scan.scan_id] = f"{scan.scan_id}_{n}"
+            renames[scan.scan_id] = _next_free(scan.scan_id, used)
             used.add(renames[scan.scan_id])
     return renames

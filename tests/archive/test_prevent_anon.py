@@ -13,9 +13,10 @@ from tests.dicom_factory import make_dataset
 
 
 def _receive(label: str) -> PrearchiveSession:
-    study = generate_uid()
+    study, series = generate_uid(), generate_uid()
     for i in range(2):
-        ds = make_dataset(StudyInstanceUID=study, InstanceNumber=i + 1, StudyDescription="typed by uploader")
+        ds = make_dataset(StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=i + 1,
+                          StudyDescription="typed by uploader")
         result = dicom_file_receive(path=incoming(ds), source="uploader", prevent_anon=True,
                                     params={"PROJECT_ID": "PROJ1", "SUBJECT_ID": "S1", "EXPT_LABEL": label})
         assert result.ok, result.reason

@@ -16,8 +16,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import get_resolver
 
 from prearchive.models import UNASSIGNED, PrearchiveSession
-from prearchive.services.archive import (ArchiveError, archive_uri, session_archive, session_archive_request,
-                                         target_for)
+from prearchive.services.archive import (ArchiveConflict, ArchiveError, archive_uri, session_archive,
+                                         session_archive_request, target_for)
 from prearchive.services.delete import DeleteError, session_delete, session_delete_request
 from prearchive.services.move import MoveError, session_move, session_move_request
 from prearchive.services.rebuild import RebuildError, session_rebuild_request
@@ -239,6 +239,8 @@ def services_archive(request: HttpRequest) -> HttpResponse:
                                 subject=subject or None, label=label or None,
                                 overwrite=_one(params, "overwrite"), tracer=_one(params, *TRACER_FIELDS),
                                 quarantine=_truthy(quarantine) if quarantine else None)
+    except ArchiveConflict as exc:
+        return rest.text(f"{exc}\n", status=409)
     except ArchiveError as exc:
         return rest.text(f"{exc}\n", status=403)
     target = target_for(session)
