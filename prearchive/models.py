@@ -192,6 +192,7 @@ class IntakeRejection(models.Model):
         INVALID_VALUE = "invalid_value", "Invalid header value"
         SCRIPT_REJECT = "script_reject", "Rejected by the site-wide anonymization script"
         ANON_FAILED = "anon_failed", "Site-wide anonymization failed"
+        FILTERED = "filtered", "Filtered by a series import filter (no session)"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     source = models.CharField(max_length=64, blank=True)

@@ -44,6 +44,7 @@ MSG_NO_SUBJECT = ("Project {project} does not allow new subjects to be created o
 MSG_TOO_BIG = "The upload is larger than the site's limit of {limit} bytes."
 MSG_INTAKE_FAILED = "The server could not store the files ({detail}); nothing more was imported. Try again later."
 MSG_HIDDEN = "The compressed uploader is disabled on this site."
+MSG_NO_DICOM = "Upload did not include parseable files for session generation."  # XNAT's words
 
 
 class ImportRefused(Exception):
@@ -136,6 +137,7 @@ class ImportReport:
     rejected: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     skipped_total: int = 0
+    parseable: int = 0  # files intake read as DICOM (stored, filtered, or refused by the site script)
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped_total += 1
@@ -143,6 +145,8 @@ class ImportReport:
             self.skipped.append((name, reason))
 
     def add(self, result, name: str) -> None:
+        if result.status != "rejected" or result.session_id is not None:
+            self.parseable += 1
         if result.session_id is not None and result.status in ("stored", "duplicate"):
             if result.session_id not in self.uris:
                 self.session_ids.append(result.session_id)
@@ -277,6 +281,9 @@ def archive_import(*, archive: Path, name: str, params: dict[str, str], user, so
                      progress=progress)
     finally:
         extraction.cleanup()
+    if report.parseable == 0:  # nothing was stored, so nothing is to undo
+        logger.info("archive import refused: no DICOM among %d file(s)", report.skipped_total)
+        raise ImportRefused(MSG_NO_DICOM, status=400)
     logger.info("archive import: %d stored, %d duplicate, %d filtered, %d refused, %d skipped, %d session(s)",
                 report.stored, report.duplicates, report.filtered, report.rejected, report.skipped_total,
                 len(report.session_ids))

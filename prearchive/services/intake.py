@@ -437,12 +437,10 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         accepted, reason, modality = adapters.filter_evaluate(mode=mode, text=text, dataset=ds)
         if not accepted:
             path.unlink(missing_ok=True)
-            session = _session_count(key=key, values=session_values, counter="filtered_count")
             logger.info("intake filtered instance %s of study %s", shown.get("sop_uid", "-"),
-                        shown.get("study_uid", f"session {session.pk}"))
-            return IntakeResult(FILTERED, session_id=session.pk, uri=session.uri,
-                                sop_instance_uid=shown.get("sop_uid", ""),
-                                reason=reason or "Filtered by a series import filter.")
+                        shown.get("study_uid", "-"))
+            return _filtered(key=key, source=source, shown=shown,
+                             reason=reason or "Filtered by a series import filter.")
         mapped_modality = modality or mapped_modality
 
     # 4. The site-wide anonymization script (fail closed).
@@ -555,10 +553,21 @@ def _session_get_or_create(*, key: tuple, values: dict[str, Any]) -> PrearchiveS
     raise IntakeError("Could not name a new prearchive folder: too many sessions with the same label.")
 
 
-def _session_count(*, key: tuple, values: dict[str, Any], counter: str) -> PrearchiveSession:
-    session = _session_get_or_create(key=key, values=values)
-    PrearchiveSession.objects.filter(pk=session.pk).update(**{counter: F(counter) + 1})
-    return session
+def _filtered(*, key: tuple, source: str, shown: dict[str, str], reason: str) -> IntakeResult:
+    """A file a series import filter dropped never makes a prearchive session (seed 002: filtered series are
+    not visible there). It is counted on the study's session when one exists, else as an intake rejection
+    (reason "filtered"), where admins see what intake refused."""
+    project_id, tag, name = key
+    session = PrearchiveSession.objects.filter(project_id=project_id, tag=tag, name=name).first()
+    if session is not None:
+        PrearchiveSession.objects.filter(pk=session.pk).update(filtered_count=F("filtered_count") + 1)
+        return IntakeResult(FILTERED, session_id=session.pk, uri=session.uri,
+                            sop_instance_uid=shown.get("sop_uid", ""), reason=reason)
+    # ``shown``: the original UIDs only when no site script runs (issue 14: never stored where it changes them)
+    IntakeRejection.objects.create(source=source[:64], reason_code=IntakeRejection.Reason.FILTERED,
+                                   reason=reason[:1000], study_instance_uid=shown.get("study_uid", ""),
+                                   sop_instance_uid=shown.get("sop_uid", ""))
+    return IntakeResult(FILTERED, sop_instance_uid=shown.get("sop_uid", ""), reason=reason)
 
 
 def _session_touch(*, key: tuple, values: dict[str, Any], now) -> tuple[int, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from prearchive.models import PrearchiveFile, PrearchiveSession
+from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession
 from tests.dicom_factory import make_dataset
 
 from .conftest import receive
@@ -26,13 +26,38 @@ def files_on_disk():
 
 
 def test_blacklist_matches_case_insensitively(site):
+    from pydicom.uid import generate_uid
+
     site_filter(site, "blacklist", "# localizers are not wanted\nSAG LOCALIZER\n")
-    dropped = receive(make_dataset(SeriesDescription="Sag Localizer"))
-    kept = receive(make_dataset(SeriesDescription="T1 MPRAGE", StudyInstanceUID=dropped.session.tag))
-    assert dropped.status == "filtered" and kept.status == "stored"
+    study = generate_uid()
+    dropped = receive(make_dataset(SeriesDescription="Sag Localizer", StudyInstanceUID=study))
+    kept = receive(make_dataset(SeriesDescription="T1 MPRAGE", StudyInstanceUID=study))
+    late = receive(make_dataset(SeriesDescription="SAG LOCALIZER", StudyInstanceUID=study))
+    assert (dropped.status, kept.status, late.status) == ("filtered", "stored", "filtered")
     session = PrearchiveSession.objects.get()
+    # Before the session existed the drop is an intake rejection; after, the session counts it.
     assert session.filtered_count == 1 and session.files.count() == 1
+    assert IntakeRejection.objects.filter(reason_code="filtered").count() == 1
     assert len(files_on_disk()) == 1
+
+
+def test_a_study_whose_every_series_is_filtered_leaves_no_prearchive_row(site, admin_user):
+    """Issue 14 item 10 (seed 002: filtered series are not visible in the prearchive): no row, no folder,
+    and the drops counted where admins see intake rejections."""
+    from django.test import Client
+    from pydicom.uid import generate_uid
+
+    site_filter(site, "blacklist", "LOCALIZER\nSCOUT\n")
+    study = generate_uid()
+    for description in ("localizer", "scout", "Localizer"):
+        assert receive(make_dataset(SeriesDescription=description, StudyInstanceUID=study)).status == "filtered"
+    assert not PrearchiveSession.objects.exists()
+    assert not files_on_disk()
+    assert IntakeRejection.objects.filter(reason_code="filtered", study_instance_uid=study).count() == 3
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get("/admin/prearchive/intakerejection/?reason_code=filtered").content.decode()
+    assert "Filtered by a series import filter" in page
 
 
 def test_whitelist_keeps_only_matching_series(site):

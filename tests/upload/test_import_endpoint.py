@@ -164,15 +164,33 @@ def test_two_files_in_one_multipart_request(client, member, zip_two_series, sett
     nothing_stored(settings)
 
 
-def test_non_dicom_only_archive_stores_nothing_and_answers_an_empty_list(client, member, tmp_path, settings):
+def test_non_dicom_only_archive_is_refused_with_xnats_message(client, member, tmp_path, settings):
+    """Issue 14 item 10: XNAT refuses it ("did not include parseable files"), never 200 with an empty body."""
     import zipfile
 
     with zipfile.ZipFile(tmp_path / "docs.zip", "w") as zf:
         zf.writestr("a.txt", "hello")
-    r = post_raw(client, tmp_path / "docs.zip", query="?PROJECT_ID=PROJ1")
-    assert r.status_code == 200
-    assert r.content == b""
+        zf.writestr("fake.dcm", b"\x00" * 128 + b"DICM" + b"\xff" * 20)  # a preamble, then garbage
+    for handler in ("DICOM-zip", "SI"):
+        r = post_raw(client, tmp_path / "docs.zip", query=f"?PROJECT_ID=PROJ1&import-handler={handler}")
+        assert r.status_code == 400, r.content
+        assert r.content.decode() == "Upload did not include parseable files for session generation.\n"
     nothing_stored(settings)
+
+
+def test_an_archive_whose_files_are_all_filtered_is_not_refused_and_leaves_no_session(
+        client, member, tmp_path, settings, site):
+    from prearchive.models import IntakeRejection
+
+    site.enable_sitewide_series_import_filter = True
+    site.sitewide_series_import_filter_mode = "blacklist"
+    site.sitewide_series_import_filter = "LOCALIZER\n"
+    site.save()
+    session_files(tmp_path / "s", series=1, per_series=3, SeriesDescription="localizer")
+    r = post_raw(client, zip_of(tmp_path / "s", tmp_path / "loc.zip"), query="?PROJECT_ID=PROJ1")
+    assert r.status_code == 200 and r.content == b""
+    assert not PrearchiveSession.objects.exists()
+    assert IntakeRejection.objects.filter(reason_code="filtered").count() == 3
 
 
 def test_dest_archive_hands_the_built_session_to_the_archive_and_answers_its_archive_uri(

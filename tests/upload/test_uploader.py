@@ -108,3 +108,20 @@ def test_job_refusals(member, collaborator, project, settings):
     assert r.status_code == 403
     assert UploadJob.objects.count() == 0
     assert leftovers(settings.UPLOAD_TMP_ROOT) == []
+
+
+def test_an_archive_without_dicom_fails_with_xnats_message(member, tmp_path, settings):
+    """Issue 14 item 10: the uploader says what XNAT says, not "0 session(s)"."""
+    import zipfile
+
+    c, token = browser(member)
+    with zipfile.ZipFile(tmp_path / "docs.zip", "w") as zf:
+        zf.writestr("notes.txt", "not DICOM")
+    r = c.post("/upload/jobs?project=PROJ1&name=docs.zip", (tmp_path / "docs.zip").read_bytes(),
+               content_type="application/octet-stream", HTTP_X_CSRFTOKEN=token)
+    job_id = r.json()["id"]
+    assert upload_job_run(job_id=job_id) == UploadJob.Status.FAILED
+    state = c.get(f"/upload/jobs/{job_id}").json()
+    assert state["error"] == "Upload did not include parseable files for session generation."
+    assert PrearchiveSession.objects.count() == 0
+    assert leftovers(settings.UPLOAD_TMP_ROOT) == []

@@ -95,8 +95,11 @@
     else { $("import-bar").style.width = "100%"; }
     const sessions = s.sessions || [];
     const created = sessions.filter((x) => x.created).length;
-    text($("summary-counts"), sessions.length + " session(s): " + created + " created, " + (sessions.length - created) +
-      " appended. Files stored: " + ((s.stored || 0) + (s.duplicates || 0)) + ". Files skipped: " + (s.skipped_total || 0) + ".");
+    // A refused upload made no session: its reason alone, not "0 session(s)".
+    if (!job.error || sessions.length) {
+      text($("summary-counts"), sessions.length + " session(s): " + created + " created, " + (sessions.length - created) +
+        " appended. Files stored: " + ((s.stored || 0) + (s.duplicates || 0)) + ". Files skipped: " + (s.skipped_total || 0) + ".");
+    }
     const tbody = $("summary-sessions").querySelector("tbody");
     sessions.forEach(function (x) {
       const tr = document.createElement("tr");
