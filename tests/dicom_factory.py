@@ -90,3 +90,58 @@ def write_session(folder: Path, *, series: int = 2, per_series: int = 3, modalit
                               SeriesNumber=s, InstanceNumber=i, **tags)
             paths.append(write_dataset(ds, Path(folder) / f"s{s}" / f"i{i}.dcm"))
     return paths
+
+
+# GE ultrasound files carry a private sequence after the pixel data, in group 7FE1 (it sorts after 7FE0).
+GE_MOVIE_CREATOR = "GEMS_Ultrasound_MovieGroup_001"
+TAIL_PHI = {"PatientName": "Tail^Secret", "PatientID": "TAILMRN77", "PatientBirthDate": "19611231"}
+
+
+def encapsulated(ds: Dataset, transfer_syntax: str, *, frames: int = 2) -> Dataset:
+    """``ds`` with encapsulated pixel data in ``transfer_syntax`` (bytes that look like the codec's; they
+    need not decode: intake never decodes pixels)."""
+    from pydicom.encaps import encapsulate
+
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.PixelData = encapsulate([b"\xff\xd8" + bytes([i]) * 37 + b"\xff\xd9" for i in range(frames)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    return ds
+
+
+def add_tail(ds: Dataset, kind: str) -> Dataset:
+    """Elements after the pixel data: ``padding`` (FFFC,FFFC), ``signature`` (FFFA,FFFA), or GE's private
+    movie group sequence holding patient data, ``ge`` (undefined length: the file ends with a sequence
+    delimiter, as encapsulated pixel data does) or ``ge_defined``."""
+    from pydicom.sequence import Sequence
+
+    if kind == "padding":
+        ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 16)
+    elif kind == "signature":
+        item = Dataset()
+        item.MACIDNumber = 1
+        item.DigitalSignatureUID = generate_uid()
+        item.add_new(0x04000105, "DT", "20240115101500")  # DigitalSignatureDateTime
+        ds.add_new(0xFFFAFFFA, "SQ", Sequence([item]))
+    elif kind in ("ge", "ge_defined"):
+        item = Dataset()
+        for keyword, value in TAIL_PHI.items():
+            setattr(item, keyword, value)
+        ds.add_new(0x7FE10010, "LO", GE_MOVIE_CREATOR)
+        ds.add_new(0x7FE11001, "SQ", Sequence([item]))
+        ds[0x7FE11001].is_undefined_length = kind == "ge"
+        item.is_undefined_length_sequence_item = kind == "ge"
+    elif kind != "none":
+        raise ValueError(kind)
+    return ds
+
+
+def dataset_bytes(ds: Dataset) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

@@ -7,8 +7,8 @@ element to the end of the file. The output is byte for byte what pydicom's ``dcm
 and edited dataset would write (tests/prearchive check this): elements the script did not touch are
 written from their raw bytes, the others by pydicom's own element writer.
 
-``encode`` returns None when the file is not one it can do this for (another encoding, elements after the
-pixel data, a script that added an element at or after the pixel data, ...): the caller then takes the
+``encode`` returns None when the file is not one it can do this for (another encoding, any element after
+the pixel data: trailing padding, signatures, a private sequence after encapsulated fragments, a script that added an element at or after the pixel data, ...): the caller then takes the
 full path.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-from .headers import HeaderError
+from .headers import HeaderError, encapsulated_end
 
 _PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
 _LONG_VRS = frozenset(str(v) for v in EXPLICIT_VR_LENGTH_32)
@@ -41,8 +41,9 @@ def script_is_header_only(text: str) -> bool:
 
 def pixel_length(raw: bytes | memoryview, end: int | None, implicit: bool) -> int | None:
     """The declared length of the (7FE0,0010) Pixel Data element at ``raw[end:]`` when that element runs
-    exactly to the end of the file (0xFFFFFFFF: encapsulated, ending with its delimiter); None otherwise
-    (no pixel data there, other elements after it, an odd or truncated value)."""
+    exactly to the end of the file (0xFFFFFFFF: encapsulated, its fragments walked to the sequence
+    delimiter, which ends the file); None otherwise (no pixel data there, any element after it, an odd or
+    truncated value): then the full read gives the site script every element of the file."""
     size = len(raw)
     if end is None or end + 8 > size:
         return None
@@ -58,7 +59,7 @@ def pixel_length(raw: bytes | memoryview, end: int | None, implicit: bool) -> in
     else:
         return None
     if length == 0xFFFFFFFF:
-        return length if bytes(raw[size - 8:size - 4]) == b"\xfe\xff\xdd\xe0" else None
+        return length if encapsulated_end(lambda at: raw[at:at + 8], end + header, size) == size else None
     return length if length % 2 == 0 and end + header + length == size else None
 
 

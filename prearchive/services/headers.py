@@ -73,6 +73,31 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     )
 
 
+_ITEM = struct.Struct("<HHL").unpack_from
+
+
+def encapsulated_end(read, start: int, size: int) -> int | None:
+    """Where encapsulated pixel data whose first item is at ``start`` ends: just after its sequence
+    delimitation item, found by walking the items (Basic Offset Table, fragments) by their lengths; ``read(at)``
+    gives the 8 bytes at ``at``. None when the walk meets anything else (an undefined-length item, another
+    tag, the end of the file). That the last 8 bytes of a file are a sequence delimiter proves nothing: an
+    undefined-length sequence after the pixel data (GE ultrasound's private MovieGroup) ends the same way."""
+    pos = start
+    while pos + 8 <= size:
+        head = read(pos)
+        if len(head) < 8:
+            return None
+        group, element, length = _ITEM(head)
+        if group != 0xFFFE:
+            return None
+        if element == 0xE0DD:
+            return pos + 8
+        if element != 0xE000 or length == 0xFFFFFFFF:
+            return None
+        pos += 8 + length
+    return None
+
+
 def _check_pixel_element(fp, size: int, little: bool, implicit: bool) -> None:
     """fp sits at the start of the pixel data element: its declared length must fit in the file."""
     start = fp.tell()
@@ -94,15 +119,25 @@ def _check_pixel_element(fp, size: int, little: bool, implicit: bool) -> None:
             length = struct.unpack(endian + "H", head[6:8])[0]
             header_len = 8
     if length == 0xFFFFFFFF:
-        # Encapsulated: the file must end with a sequence delimitation item.
+        # Encapsulated: the file must end with a sequence delimitation item, or (elements after the pixel
+        # data, rare) the fragments must lead to one inside the file.
         fp.seek(max(size - 8, start))
         tail = fp.read(8)
-        if tail[:4] not in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd"):
+        if tail[:4] not in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd") and not (
+                little and _walk_file(fp, start + header_len, size) is not None):
             raise HeaderError("truncated", "The encapsulated pixel data has no end (truncated file).")
+        fp.seek(start)
     elif start + header_len + length > size:
         raise HeaderError(
             "truncated", f"The pixel data is truncated: {size - start - header_len} of {length} bytes present."
         )
+
+
+def _walk_file(fp, start: int, size: int) -> int | None:
+    def read(at: int) -> bytes:
+        fp.seek(at)
+        return fp.read(8)
+    return encapsulated_end(read, start, size)
 
 
 class _BoundedReader:

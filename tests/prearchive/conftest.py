@@ -11,6 +11,16 @@ from django.conf import settings
 from tests.dicom_factory import make_dataset, write_dataset
 
 
+@pytest.fixture
+def anon(site):
+    """Sets the site-wide anonymization script (and turns it on)."""
+    def set_script(text):
+        site.enable_sitewide_anonymization_script = True
+        site.sitewide_anonymization_script = text
+        site.save()
+    return set_script
+
+
 def incoming(ds_or_path) -> Path:
     """A temporary file in UPLOAD_TMP_ROOT, as a route hands it to intake."""
     tmp = Path(str(settings.UPLOAD_TMP_ROOT)) / f"in-{uuid.uuid4().hex}.dcm"

@@ -22,15 +22,6 @@ def stored_files():
     return list(Path(str(settings.PREARCHIVE_ROOT)).rglob("*.dcm"))
 
 
-@pytest.fixture
-def anon(site):
-    def set_script(text):
-        site.enable_sitewide_anonymization_script = True
-        site.sitewide_anonymization_script = text
-        site.save()
-    return set_script
-
-
 def test_the_default_script_runs_with_project_subject_session(anon, project):
     from xnatlite.defaults import DEFAULT_SITE_ANON_SCRIPT
 
