@@ -230,6 +230,9 @@ def _build(*, session_id: int) -> str | None:
         finished = PrearchiveSession.objects.filter(pk=session_id, status=Status.BUILDING).update(**values)
         if not finished:
             return _interrupted(session_id)
+        from .rowdoc import row_document_write_on_commit
+
+        row_document_write_on_commit(session_id=session_id)  # what a reload rebuilds the row from
     logger.info("prearchive session %s built: %s, %d scan(s), %d file(s)", session_id,
                 values["status"], len(scans), values["file_count"])
     if separate:

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
-from . import adapters, context, dicomwrite, fastheader, fastpath, script_state, storage
+from . import adapters, context, dicomwrite, fastheader, fastpath, rowdoc, script_state, storage
 from .headers import HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
 from .idle import idle_countdown_on_commit
 
@@ -548,6 +548,7 @@ def _session_get_or_create(*, key: tuple, values: dict[str, Any]) -> PrearchiveS
                 return existing
             continue
         logger.info("prearchive session %s created for study %s", session.pk, tag)
+        rowdoc.row_document_write_on_commit(session_id=session.pk)
         idle_countdown_on_commit(session.pk)
         return session
     raise IntakeError("Could not name a new prearchive folder: too many sessions with the same label.")

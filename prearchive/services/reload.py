@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
 
-from . import storage
+from . import rowdoc, storage
 from .headers import HeaderError, file_fields, header_read, label_chars, scan_dir, uid
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,12 @@ def prearchive_reload() -> ReloadReport:
                 if session is None:
                     continue
                 report.rows_created += 1
+                restored = session.status in RESTING
+            else:
+                restored = False
             changed = _sync_files(session, folder, report)
+            if restored and PrearchiveFile.objects.filter(session=session).count() == session.file_count:
+                changed = False  # every file its document counted is there: the row is as it was
             if changed and session.status not in (Status.RECEIVING, Status.RECEIVING_INTERRUPT):
                 PrearchiveSession.objects.filter(pk=session.pk, status=session.status).update(
                     status=Status.RECEIVING, lastmod=timezone.now())
@@ -139,8 +144,22 @@ def prearchive_reload() -> ReloadReport:
     return report
 
 
+RESTING = (Status.READY, Status.CONFLICT, Status.ERROR)
+
+
 def _session_from_folder(project_id, timestamp, folder_name, folder: Path) -> PrearchiveSession | None:
-    """A row for a folder the database did not know: keyed by the StudyInstanceUID of its first file."""
+    """A row for a folder the database did not know: every field from the row's document beside the folder
+    (services/rowdoc.py) when there is one, else keyed by the StudyInstanceUID of its first file."""
+    relative = f"{project_id}/{timestamp}/{folder_name}" if project_id else f"{timestamp}/{folder_name}"
+    values = rowdoc.row_document_read(relative)
+    if values and values.get("tag") and values.get("name"):
+        if PrearchiveSession.objects.filter(project_id=project_id, tag=values["tag"], name=values["name"]).exists():
+            logger.warning("prearchive reload: a session named like this folder exists already; left alone")
+            return None
+        if values.get("status") not in RESTING:  # it was receiving or in an operation: build it again
+            values.update(status=Status.RECEIVING, lastmod=timezone.now())
+        return PrearchiveSession.objects.create(project_id=project_id, timestamp=timestamp,
+                                                folder_name=folder_name, **values)
     study = ""
     for path in _disk_files(folder).values():
         try:

@@ -291,6 +291,9 @@ def _tracers_set(*, report, choices) -> None:
         tracer = tracers.get(session.name)
         if tracer:
             PrearchiveSession.objects.filter(pk=session.pk).update(pet_tracer=tracer[:64])
+            from prearchive.services.rowdoc import row_document_write_on_commit
+
+            row_document_write_on_commit(session_id=session.pk)
 
 
 # ------------------------------------------------------------------ the representative frame
