@@ -100,32 +100,43 @@ from django.conf import settings as _settings  # noqa: E402
 from django.contrib.auth.backends import ModelBackend  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 
-MSG_THROTTLED = "Too many failed logins for this user; try again later."
+MSG_THROTTLED = "Too many failed logins for this user from this address; try again later."
 
 
-def _failure_key(username: str) -> str:
+def _client_address(request) -> str:
+    """The peer's address as the server sees it (no forwarded header is trusted)."""
+    return (request.META.get("REMOTE_ADDR") or "-") if request is not None else "-"
+
+
+def _failure_key(username: str, address: str) -> str:
+    """One counter per (client address, user name); user names case-insensitive, so case variants share
+    it. Hashed: neither name nor address is kept in the cache in the clear."""
     import hashlib
 
-    return "login-fail:" + hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()
+    raw = address.encode("utf-8") + b"\0" + username.casefold().encode("utf-8")
+    return "login-fail:" + hashlib.sha256(raw).hexdigest()
 
 
-def login_throttled(username: str) -> bool:
-    return cache.get(_failure_key(username), 0) >= _settings.LOGIN_FAILURE_LIMIT
+def login_throttled(username: str, address: str) -> bool:
+    return cache.get(_failure_key(username, address), 0) >= _settings.LOGIN_FAILURE_LIMIT
 
 
 class ThrottledModelBackend(ModelBackend):
-    """Django's model backend, refusing a user name after too many failed logins within the window.
-    Covers the login page, HTTP Basic and /data/services/auth alike."""
+    """Django's model backend, refusing a user name from a client address after too many failed logins
+    for it from that address within the window. Failures from one address never lock the user out from
+    another, so a stranger cannot keep the admin out. Covers the login page, HTTP Basic and
+    /data/services/auth alike."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None:
             username = kwargs.get(self.get_user_model_username_field(), "")
-        if login_throttled(username or ""):
+        address = _client_address(request)
+        if login_throttled(username or "", address):
             if request is not None:
                 request.login_throttled = True
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        key = _failure_key(username or "")
+        key = _failure_key(username or "", address)
         if user is None:
             if cache.add(key, 1, timeout=_settings.LOGIN_FAILURE_WINDOW) is False:
                 try:
