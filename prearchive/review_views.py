@@ -23,6 +23,7 @@ from prearchive.services.move import MoveError, session_move_request
 from prearchive.services import script_state
 from prearchive.services.rebuild import RebuildError, session_rebuild_request
 from xnatlite import permissions
+from xnatlite.auth import redirect_target
 from xnatlite.models import AuditEvent, ID_VALIDATOR
 
 Status = PrearchiveSession.Status
@@ -96,7 +97,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"{action.capitalize()}: {done} session(s) queued.")
     for message in failed:
         messages.error(request, message)
-    return redirect(request.POST.get("next") or reverse("prearchive-list"))
+    return redirect(redirect_target(request, request.POST.get("next"), reverse("prearchive-list")))
 
 
 def _scans(session: PrearchiveSession) -> list[dict]:

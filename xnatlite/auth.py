@@ -152,3 +152,16 @@ class ThrottledModelBackend(ModelBackend):
         from django.contrib.auth import get_user_model
 
         return get_user_model().USERNAME_FIELD
+
+
+# ---------------------------------------------------------------- redirect targets from the request
+
+def redirect_target(request: HttpRequest, value: str | None, default: str) -> str:
+    """``value`` (a ``next=`` parameter) when it is a path on this site, else ``default``: never another
+    host, scheme-relative URL (``//host``) or backslash trick (Django's url_has_allowed_host_and_scheme)."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    if value and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()},
+                                                 require_https=request.is_secure()):
+        return value
+    return default
