@@ -95,6 +95,12 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["id", "anonymization_preview"] if obj is not None else ["anonymization_preview"]
 
+    def get_changeform_initial_data(self, request):
+        """A new project starts with the site's defaultProjectAutoArchiveSetting, as REST-created ones do."""
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("prearchive_code", site_config_get().default_project_auto_archive_setting)
+        return initial
+
     @admin.display(description="Preview")
     def anonymization_preview(self, obj) -> str:
         if obj is None or not obj.pk:

@@ -10,6 +10,7 @@ from .models import FilterMode, Project, SiteConfig
 MSG_USER_MISSING = "The user '{name}' does not exist."
 MSG_USER_INACTIVE = "The user '{name}' is disabled and cannot log in."
 MSG_USER_NOT_ADMIN = "The user '{name}' is not a site administrator."
+MSG_NO_AUTO_ARCHIVE = "Projects may not auto-archive on this site (projectAllowAutoArchive is off)."
 
 
 def validate_script(text: str) -> None:
@@ -88,6 +89,17 @@ class ProjectForm(forms.ModelForm):
         text = self.cleaned_data["anon_script"]
         validate_script(text)
         return text
+
+    def clean_prearchive_code(self) -> int:
+        """projectAllowAutoArchive off: a new project, or a changed code, may not auto-archive (4, 5)."""
+        from .selectors import site_config_get
+
+        code = self.cleaned_data["prearchive_code"]
+        adding = self.instance._state.adding
+        if code in (4, 5) and (adding or "prearchive_code" in self.changed_data) \
+                and not site_config_get().project_allow_auto_archive:
+            raise ValidationError(MSG_NO_AUTO_ARCHIVE)
+        return code
 
     def clean(self):
         data = super().clean()
