@@ -88,7 +88,7 @@ class SiteConfig(models.Model):
         'start with version "6.1"; scripts without a version line run as DicomEdit 4.2).',
     )
     rerun_project_anon_on_rename = models.BooleanField(
-        "Rerun project anonymization on relabel/move", default=True,
+        "Rerun project anonymization on relabel/move", default=False,
         help_text="Re-run the project anonymization script on archived files when a session's subject, "
         "label or project changes.",
     )

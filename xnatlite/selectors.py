@@ -9,6 +9,11 @@ def site_config_get() -> SiteConfig:
     return config
 
 
+def dicomedit_allow_get_url() -> bool:
+    """dicomEditAllowGetUrl: may DicomEdit's getURL[] fetch (every server-side script run asks this)."""
+    return bool(site_config_get().dicom_edit_allow_get_url)
+
+
 def project_resolve(name: str) -> str | None:
     """The ID of the project whose ID or alias is ``name`` (case-sensitive, as XNAT), else None."""
     if not name:

@@ -301,7 +301,9 @@ def _run_context():
         from anonymization.dicomedit.context import RunContext
     except ImportError:
         return None
-    return RunContext(echo=lambda text: None)
+    from xnatlite.selectors import dicomedit_allow_get_url
+
+    return RunContext(echo=lambda text: None, allow_get_url=dicomedit_allow_get_url())
 
 
 def _modality_label(session: PrearchiveSession) -> str:

@@ -32,6 +32,7 @@ class Snapshot:
     site_filter: tuple[str, str] | None
     projects: dict[str, ProjectInfo] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    allow_get_url: bool = False  # dicomEditAllowGetUrl
 
     def resolve(self, name: str) -> str | None:
         if not name:
@@ -61,7 +62,7 @@ def _load() -> Snapshot:
     aliases = dict(ProjectAlias.objects.values_list("alias", "project_id"))
     return Snapshot(anon_enabled=config.enable_sitewide_anonymization_script,
                     anon_script=config.sitewide_anonymization_script, site_filter=site_filter,
-                    projects=projects, aliases=aliases)
+                    projects=projects, aliases=aliases, allow_get_url=config.dicom_edit_allow_get_url)
 
 
 def snapshot() -> Snapshot:

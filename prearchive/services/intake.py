@@ -424,7 +424,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         # Before the script, the session is known only by a keyed hash of its original study: files the
         # script never runs on (filtered, failed) are counted on the session its other files went to, or
         # on one tagged with that hash; the session of a stored file is keyed by its values after the script.
-        state = script_state.site_context(study_uid=study_uid)
+        state = script_state.site_context(study_uid=study_uid, allow_get_url=snap.allow_get_url)
         key = (project_id, state.session_tag(project_id=project_id, label=label), label)
 
     # 3. Series import filters: the site's, then the project's.

@@ -190,14 +190,25 @@ def stand_in_uid(value: str, *, what: str) -> str:
     return "2.25." + str(int(phi_hmac(value, purpose=f"stand-in:{what}")[:32], 16))
 
 
-def site_context(*, study_uid: str) -> SessionScriptContext:
-    """The site-wide script's context for the session of the study whose original UID is ``study_uid``."""
-    return SessionScriptContext(scope="site:" + phi_hmac(study_uid, purpose="scope"))
+def site_context(*, study_uid: str, allow_get_url: bool | None = None) -> SessionScriptContext:
+    """The site-wide script's context for the session of the study whose original UID is ``study_uid``.
+    ``allow_get_url``: the site's dicomEditAllowGetUrl (read here when the caller has no snapshot of it)."""
+    return SessionScriptContext(scope="site:" + phi_hmac(study_uid, purpose="scope"),
+                                allow_get_url=_allow_get_url(allow_get_url))
 
 
-def project_context(*, project_id: str, study_uid: str) -> SessionScriptContext:
+def project_context(*, project_id: str, study_uid: str, allow_get_url: bool | None = None) -> SessionScriptContext:
     """The project script's context for one session (archive, relabel, re-anonymize)."""
-    return SessionScriptContext(scope="project:" + phi_hmac(f"{project_id}{_SEP}{study_uid}", purpose="scope"))
+    return SessionScriptContext(scope="project:" + phi_hmac(f"{project_id}{_SEP}{study_uid}", purpose="scope"),
+                                allow_get_url=_allow_get_url(allow_get_url))
+
+
+def _allow_get_url(given: bool | None) -> bool:
+    if given is not None:
+        return given
+    from xnatlite.selectors import dicomedit_allow_get_url
+
+    return dicomedit_allow_get_url()
 
 
 def session_notes_add(*, session_id: int | None, origin: str, lines: list[str]) -> None:

@@ -93,6 +93,8 @@ def test_archive_pages_are_read_only_for_collaborators(project, collaborator, ou
 
 
 def test_relabel_move_and_reassign_rerun_the_project_script(scripted_project, member, site):
+    site.rerun_project_anon_on_rename = True  # XNAT's default is off (issue 14 item 9)
+    site.save()
     Project.objects.create(id="PROJ2", prearchive_code=0, anon_script=scripted_project.anon_script,
                            anon_script_enabled=True)
     from xnatlite.models import ProjectMember

@@ -97,9 +97,10 @@ class Anonymizer:
         self.compiled = [(which, _compile(which, text, label)) for which, text in scripts.texts]
         self.variables = dict(variables)
         from anonymization.dicomedit import RunContext
+        from xnatlite.selectors import dicomedit_allow_get_url
 
         self.echoes: list[str] = []  # what the scripts echo: for the session's processing record, never stdout
-        self.run = RunContext(echo=self.echoes.append)
+        self.run = RunContext(echo=self.echoes.append, allow_get_url=dicomedit_allow_get_url())
 
     def take_echoes(self) -> list[str]:
         lines, self.echoes[:] = list(self.echoes), []

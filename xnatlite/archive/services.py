@@ -102,7 +102,9 @@ def _rewrite(*, src: Path, dst: Path, script, variables: dict[str, str]) -> None
 
     partial = dst.with_name(f".{dst.name}.rewrite")
     shutil.rmtree(partial, ignore_errors=True)
-    run = RunContext(echo=lambda text: None)
+    from xnatlite.selectors import dicomedit_allow_get_url
+
+    run = RunContext(echo=lambda text: None, allow_get_url=dicomedit_allow_get_url())
     for folder, _dirs, names in os.walk(src):
         rel = Path(folder).relative_to(src)
         for name in names:
