@@ -47,6 +47,8 @@ MSG_CONFLICT_NEEDS_OVERWRITE = ("This session is in CONFLICT ({reason}). It is a
 MSG_SCRIPT = "The project's anonymization script does not compile ({detail}); nothing was archived."
 MSG_SCRIPT_FAILED = "The project's anonymization script failed on a file ({detail}); nothing was archived."
 MSG_FAILED = "The session could not be archived ({error}); it is still in the prearchive."
+MSG_UNREADABLE_ORPHANS = ("{count} file(s) in the session folder have no row and cannot be read; nothing was "
+                          "archived and they were left in place.")
 TASK = "prearchive.session_archive"
 
 
@@ -182,9 +184,23 @@ def _op_id(session: PrearchiveSession) -> str:
     return f"{session.pk}-{session.timestamp}"
 
 
+def _adopt(session: PrearchiveSession):
+    """Files in the folder without a row (a receiver died before their row's commit) get rows: the archive
+    copies them too, and the cleanup never removes a file no row names (issue 16)."""
+    from prearchive.services.reload import session_files_adopt
+
+    return session_files_adopt(session=session)
+
+
 def _archive(session: PrearchiveSession, target: Target) -> str:
     if not target.project_id:
         raise _Stop(Status.CONFLICT, "FAIL-6: unable to identify destination project")
+    swapped = tree.marker_read(tree.archive_dirs(project_id=target.project_id, label=target.label,
+                                                 job_id=session.pk).final) or {}
+    if swapped.get("op") != _op_id(session):
+        adopted = _adopt(session)  # before the copy is taken (a resumed job past the swap has its list)
+        if adopted.unreadable:
+            raise _Stop(Status.ERROR, MSG_UNREADABLE_ORPHANS.format(count=adopted.unreadable))
     dirs = tree.archive_dirs(project_id=target.project_id, label=target.label, job_id=session.pk)
     op = _op_id(session)
     with job_lock("destination", f"{target.project_id}/{target.label}", wait=True):
@@ -333,8 +349,15 @@ def _cleanup(session: PrearchiveSession, target: Target, record: ImageSession, d
         row = PrearchiveSession.objects.select_for_update().filter(pk=session.pk).first()
         if row is None:
             return "archived"
+        leftover = _adopt(session)  # the folder goes only if nothing in it lacks a row
         remaining = PrearchiveFile.objects.filter(session_id=session.pk).count()
-        if remaining == 0:
+        if remaining == 0 and leftover.unreadable:
+            PrearchiveSession.objects.filter(pk=session.pk).update(
+                status=Status.ERROR, file_count=0, lastmod=timezone.now(),
+                error_message=MSG_UNREADABLE_ORPHANS.format(count=leftover.unreadable).replace(
+                    "nothing was archived and they", "the rest was archived; they"))
+            job_remove(session)
+        elif remaining == 0:
             row.delete()
             removed = True
         else:  # files arrived after the archive copy was taken: they stay, to be built again

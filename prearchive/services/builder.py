@@ -42,6 +42,8 @@ MSG_DUPLICATE_SERIES = ("Series number {scan} is used by {count} different serie
                         "(append or delete) to accept.")
 MSG_MIXED_STUDIES = "The session holds files of {count} studies (StudyInstanceUIDs {uids})."
 MSG_NO_FILES = "No files were stored for this session ({filtered} filtered, {rejected} refused)."
+MSG_UNREADABLE_ORPHANS = ("{count} file(s) in the session folder have no row and cannot be read; they were "
+                          "left in place. Remove or replace them, then rebuild the session.")
 MSG_ANON_FAILED = ("{count} file(s) were refused because the site-wide anonymization script failed on them; "
                    "they were not stored. Fix the script and send them again.")
 
@@ -198,15 +200,26 @@ def _write_document(session: PrearchiveSession, doc: dict[str, Any]) -> None:
     storage.bytes_write_atomic(base.with_name(base.name + ".xml"), document_xml(doc))
 
 
+def _reconcile(session: PrearchiveSession):
+    """The folder and the rows agree before the build reads the rows: a file without a row (its receiver
+    died before the row's commit) is adopted, never ignored (issue 16)."""
+    from .reload import session_files_adopt
+
+    return session_files_adopt(session=session)
+
+
 def _build(*, session_id: int) -> str | None:
     session = PrearchiveSession.objects.select_related("project").get(pk=session_id)
     logger.info("building prearchive session %s", session_id)
     try:
+        adopted = _reconcile(session)
         scans, studies, tracers = _scans(session_id)
         _test_delay()
         conflicts = _conflicts(scans, studies)
         doc = document_build(session, scans, studies, tracers)
         status, reason = _final_status(session, scans, conflicts)
+        if adopted.unreadable:
+            status, reason = Status.ERROR, MSG_UNREADABLE_ORPHANS.format(count=adopted.unreadable)
         if scans:
             _write_document(session, doc)
     except Exception as exc:  # noqa: BLE001 - a build that throws leaves an ERROR session, never a stuck one

@@ -1,22 +1,22 @@
 """PostgreSQL fast path of intake: bump the session and insert the file row in ONE round trip.
 
 For the common case (a file for a session this process has seen, still RECEIVING) intake sends
-``WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)), s AS (UPDATE session ... RETURNING
-id), ins AS (INSERT file ... SELECT FROM s ON CONFLICT DO NOTHING RETURNING 1) SELECT count(s), count(ins)``:
-one statement, so PostgreSQL runs it as one implicit transaction: the row lock, the conditions of the
-conditional UPDATE (pk, key, folder, status) and the insert are atomic exactly as in the general path, and
-``set_config(..., true)`` relaxes the commit of that transaction only (what ``SET LOCAL`` did). Any other
-outcome (session gone, moved, building, ready; duplicate instance) goes back to the general path.
+``WITH s AS (UPDATE session ... RETURNING id), ins AS (INSERT file ... SELECT FROM s ON CONFLICT DO NOTHING
+RETURNING 1) SELECT count(s), count(ins)``: one statement, so PostgreSQL runs it as one implicit transaction:
+the row lock, the conditions of the conditional UPDATE (pk, key, folder, status) and the insert are atomic
+exactly as in the general path. Its commit is synchronous (the server's default): when the statement returns,
+the row is durable, so the sender may be told Success (issue 16: a relaxed commit lost acknowledged rows when
+PostgreSQL stopped). Any other outcome (session gone, moved, building, ready; duplicate instance) goes back to
+the general path.
 The statement is a server-side prepared statement with bound parameters (psycopg 3 on PostgreSQL): no
 parsing and planning per file, and no quoting of ~25 values into SQL text in Python (~0.15 ms a file).
-Used only in autocommit (never inside a caller's transaction, whose commit it would otherwise relax).
+Used only in autocommit (never inside a caller's transaction: the statement is its own transaction).
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
@@ -71,14 +71,12 @@ def _build_sql() -> str:
     columns = ", ".join([q("session_id")] + [q(f.column) for f in _FIELDS])
     marks = ", ".join(["%s"] * len(_FIELDS))
     touch = (
-        "WITH cfg AS (SELECT set_config('synchronous_commit', "
-        "coalesce(%s, current_setting('synchronous_commit')), true)), "
-        f"s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {session_match_sql()} RETURNING {q('id')}), "
+        f"WITH s AS (UPDATE {s_table} SET {q('lastmod')} = %s WHERE {session_match_sql()} RETURNING {q('id')}), "
     )
     conflict = f"ON CONFLICT ({q('session_id')}, {q('sop_instance_uid')}) DO NOTHING"
     _SQL = (
         touch + f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, {marks} FROM s {conflict} "
-        "RETURNING 1) SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins), (SELECT count(*) FROM cfg)"
+        "RETURNING 1) SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins)"
     )
     # The same for many files of one session: one array parameter per column, zipped by unnest, so the
     # statement text (and its server-side plan) is the same whatever the number of files.
@@ -88,8 +86,7 @@ def _build_sql() -> str:
     _MANY_SQL = (
         touch + f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, u.* FROM s "
         f"CROSS JOIN unnest({arrays}) AS u({names}) {conflict} RETURNING {sop}) "
-        f"SELECT (SELECT count(*) FROM s), (SELECT coalesce(array_agg({sop}), '{{}}') FROM ins), "
-        "(SELECT count(*) FROM cfg)"
+        f"SELECT (SELECT count(*) FROM s), (SELECT coalesce(array_agg({sop}), '{{}}') FROM ins)"
     )
     return _SQL
 
@@ -100,15 +97,14 @@ def touch_and_insert(*, session_id: int, key: tuple, timestamp: str, folder: str
     sql = _SQL or _build_sql()
     project_id, tag, name = key
     values = dict(row, sop_instance_uid=sop_uid)
-    relax = not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False)
-    params: list[Any] = ["off" if relax else None, now, session_id, project_id, tag, name, timestamp, folder]
+    params: list[Any] = [now, session_id, project_id, tag, name, timestamp, folder]
     for f, plain in zip(_FIELDS, _PLAIN):
         params.append(_prep(f, plain, values.get(f.attname, _MISSING)))
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = _prepared_cursor()
         cursor.execute(sql, params, prepare=True)
-        touched, inserted, _ = cursor.fetchone()
+        touched, inserted = cursor.fetchone()
     return bool(touched), bool(inserted)
 
 
@@ -126,8 +122,7 @@ def touch_and_insert_many(*, session_id: int, key: tuple, timestamp: str, folder
     if _MANY_SQL is None:
         _build_sql()
     project_id, tag, name = key
-    relax = not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False)
-    params: list[Any] = ["off" if relax else None, now, session_id, project_id, tag, name, timestamp, folder]
+    params: list[Any] = [now, session_id, project_id, tag, name, timestamp, folder]
     values = [dict(row, sop_instance_uid=sop_uid) for sop_uid, row in rows]
     for f, plain in zip(_FIELDS, _PLAIN):
         params.append([_prep(f, plain, v.get(f.attname, _MISSING)) for v in values])
@@ -135,7 +130,7 @@ def touch_and_insert_many(*, session_id: int, key: tuple, timestamp: str, folder
     with connection.wrap_database_errors:
         cursor = _prepared_cursor()
         cursor.execute(_MANY_SQL, params, prepare=True)
-        touched, inserted, _ = cursor.fetchone()
+        touched, inserted = cursor.fetchone()
     return bool(touched), set(inserted or ())
 
 

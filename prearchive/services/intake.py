@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -45,6 +44,7 @@ MSG_SCRIPT_BROKEN = "The site-wide anonymization script does not compile: {detai
 MSG_ANON_FAILED = "The site-wide anonymization script failed on this file ({error}); it was not stored."
 MSG_SCRIPT_REJECT = "The site-wide anonymization script rejected this file."
 MSG_NO_UID = "The file has no {keyword}."
+MSG_ROW_NOT_COMMITTED = "The prearchive database did not confirm the file's row; send the file again."
 
 
 class IntakeError(Exception):
@@ -205,6 +205,7 @@ class _Pending:
     placed: Path
     replacing: bool
     result: IntakeResult | None = None
+    durable: bool | None = None  # the receiver's writer: None until the row's commit is known to have landed
 
 
 class _Group:
@@ -629,17 +630,21 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
         # The receiver's writer: the session's row is locked until the writer commits this file's row.
         pin = (row_writer.pinned(pk=pk, key=key, timestamp=timestamp, folder=folder_name, sop_uid=sop_uid, now=now)
                if row_writer is not None and group is None else nullcontext(False))
+        waiting: _Pending | None = None
         with pin as pinned:
             replacing = placed.exists()
             _place(path, data, placed)
             if pinned or group is not None:  # the row waits, written with others
-                pending = _Pending(pk=pk, key=key, values=values, timestamp=timestamp, folder=folder_name, now=now,
+                waiting = _Pending(pk=pk, key=key, values=values, timestamp=timestamp, folder=folder_name, now=now,
                                    sop_uid=sop_uid, relative=relative, row=row, placed=placed, replacing=replacing)
                 if group is not None:
-                    return group.add(pending)
-                row_writer.add(pending)
-                return IntakeResult(STORED, session_id=pk, uri=_uri(key[0], timestamp, folder_name),
-                                    sop_instance_uid=sop_uid)
+                    return group.add(waiting)
+                row_writer.add(waiting)
+        if waiting is not None:  # the receiver answers only once the row is committed (group commit)
+            if row_writer.wait(waiting) and waiting.result is not None:
+                return waiting.result
+            logger.error("intake: a file's row was not committed in time; its sender gets a failure status")
+            raise IntakeError(MSG_ROW_NOT_COMMITTED)
         try:
             touched, inserted = fastpath.touch_and_insert(session_id=pk, key=key, timestamp=timestamp,
                                                           folder=folder_name, now=now, sop_uid=sop_uid, row=row)
@@ -667,7 +672,6 @@ def _store_general(*, path: Path, data: bytes | None, key: tuple, values: dict[s
     new_file: Path | None = placed if placed is not None and not replacing else None
     try:
         with transaction.atomic():
-            _relax_commit()
             session_id, session_rel = _session_touch(key=key, values=values, now=now)
             folder = storage.session_dir(session_rel)
             dest = folder / relative
@@ -694,17 +698,6 @@ def _store_general(*, path: Path, data: bytes | None, key: tuple, values: dict[s
     timestamp, folder_name = session_rel.rsplit("/", 2)[-2:]
     return IntakeResult(DUPLICATE if old_path is not None else STORED, session_id=session_id,
                         uri=_uri(key[0], timestamp, folder_name), sop_instance_uid=sop_uid)
-
-
-def _relax_commit() -> None:
-    """PostgreSQL: don't wait for the WAL flush at commit (synchronous_commit=off, this transaction only).
-    A crash may lose the last fraction of a second of intake rows, never corrupt them; the files are
-    already in the tree by then, and reload_prearchive (or start-up reload) rebuilds rows from the tree.
-    Off with PREARCHIVE_SYNCHRONOUS_INTAKE = True."""
-    if connection.vendor != "postgresql" or getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False):
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 _INSERT_SQL: dict[str, tuple[str, list]] = {}

@@ -1,6 +1,7 @@
 """Re-queue jobs whose worker died (status in flight, job lock free) or whose broker message was lost.
 
-Run when a worker starts (everything queued is queued again) and by the idle sweep (queued jobs older than
+Run when a worker starts (every session's files without a row adopted first, reload.sessions_reconcile;
+then everything queued is queued again) and by the idle sweep (queued jobs older than
 PREARCHIVE_QUEUED_STALE_SECONDS). Queueing a job twice is harmless: every job claims its session with a
 conditional UPDATE under the session's job lock, so the second copy finds nothing to do.
 - ARCHIVING / MOVING / DELETING, lock free: the job is queued again and resumes from what it finds on disk;
@@ -46,6 +47,10 @@ def jobs_recover(*, stale_after: float | None = None) -> int:
 
     from prearchive.services.jobfile import job_read
 
+    if stale_after is None:  # a worker starts: first the folders and their rows agree again (issue 16)
+        from prearchive.services.reload import sessions_reconcile
+
+        sessions_reconcile()
     tasks = _tasks()
     now = timezone.now()
     queued = PrearchiveSession.objects.filter(status__in=QUEUED)

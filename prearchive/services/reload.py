@@ -7,6 +7,11 @@ Reconciles rows and folders:
   file are dropped.
 Rows that changed go back to RECEIVING so the idle checker rebuilds them; rows in an operation (building,
 archiving, moving, deleting, separating) are left alone. Only logs UIDs and counts.
+
+``session_files_adopt`` is the narrower step every job runs before it acts (builder, archive) and that
+start-up recovery of the worker and the receiver runs for every session (``sessions_reconcile``): a file in
+the session folder without a row (the receiver died between the file and its row's commit, so its sender was
+never told Success) gets its row, read from its header; nothing is dropped or deleted.
 """
 from __future__ import annotations
 
@@ -102,6 +107,67 @@ def _sync_files(session: PrearchiveSession, folder: Path, report: ReloadReport) 
     PrearchiveFile.objects.bulk_create(new_rows, batch_size=1000)
     report.files_added += len(new_rows)
     return bool(gone or new_rows)
+
+
+@dataclass
+class AdoptReport:
+    adopted: int = 0
+    unreadable: int = 0   # files without a row whose header cannot be read: left where they are
+    superseded: int = 0   # older copies of an instance the session lists elsewhere (a replace cut short)
+
+
+def session_files_adopt(*, session: PrearchiveSession) -> AdoptReport:
+    """Rows for the files in ``session``'s folder that have none (see the module docstring). Cheap when
+    there are none: one listing of the folder and one query of the rows' paths."""
+    report = AdoptReport()
+    on_disk = _disk_files(storage.session_dir(session.relative_dir))
+    if not on_disk:
+        return report
+    known = set(PrearchiveFile.objects.filter(session=session).values_list("relative_path", flat=True))
+    missing = [rel for rel in on_disk if rel not in known]
+    if not missing:
+        return report
+    seen = set(PrearchiveFile.objects.filter(session=session).values_list("sop_instance_uid", flat=True))
+    rows = []
+    for rel in sorted(missing):
+        row = _file_row(session.pk, on_disk[rel], rel)
+        if row is None:
+            report.unreadable += 1
+        elif row.sop_instance_uid in seen:
+            report.superseded += 1
+        else:
+            seen.add(row.sop_instance_uid)
+            rows.append(row)
+    # ignore_conflicts: a receiver still writing the same row (it then replaces this one) wins.
+    PrearchiveFile.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    report.adopted = len(rows)
+    if report.adopted or report.unreadable:
+        logger.warning("prearchive session %s: %d file(s) without a row adopted, %d unreadable left in place",
+                       session.pk, report.adopted, report.unreadable)
+    return report
+
+
+RECONCILED = (Status.RECEIVING, Status.READY, Status.CONFLICT, Status.ERROR)
+
+
+def sessions_reconcile() -> int:
+    """Start-up recovery (worker and receiver): ``session_files_adopt`` for every session not in an
+    operation (a job adopts for its own session when it resumes). A built session that gained files goes
+    back to RECEIVING, so it is built again with them. Returns the number of files adopted."""
+    from .idle import idle_countdown_on_commit
+
+    total = 0
+    for session in PrearchiveSession.objects.filter(status__in=RECONCILED).order_by("pk"):
+        with transaction.atomic():
+            report = session_files_adopt(session=session)
+            if report.adopted and session.status != Status.RECEIVING:
+                if PrearchiveSession.objects.filter(pk=session.pk, status=session.status).update(
+                        status=Status.RECEIVING, lastmod=timezone.now()):
+                    idle_countdown_on_commit(session.pk)
+        total += report.adopted
+    if total:
+        logger.info("start-up recovery: %d file(s) without a row adopted", total)
+    return total
 
 
 def prearchive_reload() -> ReloadReport:

@@ -1,23 +1,27 @@
-"""The DICOM receiver's file rows, written together (PostgreSQL).
+"""The DICOM receiver's file rows, written together (PostgreSQL), group commit style.
 
-One row per received file costs a round trip and a statement on the server for every C-STORE, most of
-what intake spends beyond reading and writing the file. Here the rows of the files the receiver's
-associations store for sessions it already knows are written by one thread, together, at most
-``max_age`` seconds (or ``max_rows`` files) after the first of them.
+One row per received file costs a round trip, a statement and a WAL flush for every C-STORE. Here the rows
+of the files the receiver's associations store for sessions it already knows are written by one thread,
+together, in one transaction with a synchronous commit; each association's thread waits for the commit of
+its file's row before it answers (``wait``): a Success is only ever sent for a file whose bytes are in the
+folder and whose row is committed (issue 16). The writer commits as soon as every association it has let
+in has handed over its row (nobody holds a pin), or after ``max_age`` seconds or ``max_rows`` files at the
+latest; the files that come while a commit runs go into the next one, so with several associations a commit
+(and its flush) serves several files.
 
-What makes answering Success before the row is written safe is the session row's lock. Before a file goes
-into its session folder, the writer's open transaction holds a lock on the session's row, taken by an UPDATE
-(``lastmod``) whose conditions are the fast path's (same session, folder, still RECEIVING). Every job that
-moves, archives, deletes or builds a session starts by changing its status with an UPDATE of that row, so it
-waits until the transaction has committed, rows included: no job ever sees the folder holding a file its
-rows do not list. The writer never waits for a lock itself (``SKIP LOCKED``): a session locked by someone
-else is simply not pinned, and that file takes the per-file path as before.
+The session row's lock keeps jobs out while files go in. Before a file goes into its session folder, the
+writer's open transaction holds a lock on the session's row, taken by an UPDATE (``lastmod``) whose
+conditions are the fast path's (same session, folder, still RECEIVING). Every job that moves, archives,
+deletes or builds a session starts by changing its status with an UPDATE of that row, so it waits until the
+transaction has committed, rows included. The writer never waits for a lock itself (``SKIP LOCKED``): a
+session locked by someone else is simply not pinned, and that file takes the per-file path as before.
 
 If the commit fails, the rows are written file by file through intake's general path (which also deals with
-a session that changed meanwhile) and, while even that fails, kept and retried every second; the files are
-in their folders all along, and ``reload_prearchive`` rebuilds rows from the tree after a crash (the same
-exposure as intake's relaxed commit). While rows wait for a retry, nothing new is pinned, so the receiver
-answers every new file on the per-file path: a failure status if the database is still away.
+a session that changed meanwhile); a file whose row cannot be written even so gets a failure status (its
+sender sends it again), while its row is kept and retried every second. If the receiver dies first, the file
+is in its folder without a row: builds, archives and start-up recovery adopt such files (reload.py,
+``session_files_adopt``); they are never deleted. While rows wait for a retry, nothing new is pinned, so the
+receiver answers every new file on the per-file path: a failure status if the database is still away.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
 PIN_WAIT_SECONDS = 10.0
+COMMIT_WAIT_SECONDS = 30.0  # an association's thread gives up on its row's commit (failure status) after this
 
 
 @dataclass
@@ -104,12 +109,35 @@ class RowWriter:
                     self._cv.notify_all()
 
     def add(self, pending) -> None:
-        """The row of a file put into its folder under ``pinned()``."""
+        """The row of a file put into its folder under ``pinned()``; then ``wait`` (after the block)."""
         with self._cv:
+            pending.durable = None
             self._pending.append(pending)
             self._keys.add((pending.pk, pending.sop_uid))
             if len(self._pending) >= self.max_rows:
                 self._cv.notify_all()
+
+    def wait(self, pending, timeout: float = COMMIT_WAIT_SECONDS) -> bool:
+        """True once the row of ``pending`` (handed to ``add``) is committed; False if it could not be
+        (the database failed; the row is still retried) or not within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while pending.durable is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+            return bool(pending.durable)
+
+    def _settle(self, items: list, ok: bool) -> None:
+        """Tell the threads waiting on ``items`` whether their rows are committed (the first answer counts)."""
+        if not items:
+            return
+        with self._cv:
+            for item in items:
+                if getattr(item, "durable", False) is None:
+                    item.durable = ok
+            self._cv.notify_all()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what waits (the receiver is stopping) and end the thread."""
@@ -121,7 +149,10 @@ class RowWriter:
     # ------------------------------------------------------------------ the writer's thread
 
     def _due(self, now: float) -> bool:
+        """Commit now: every thread let in has handed over its row (they all wait for this commit), or
+        the batch is full or old enough, or the receiver stops."""
         return self._opened is not None and (self._stopping or len(self._pending) >= self.max_rows
+                                             or (bool(self._pending) and not self._holders)
                                              or now - self._opened >= self.max_age)
 
     def _retry_due(self, now: float) -> bool:
@@ -188,6 +219,9 @@ class RowWriter:
                 self._busy = False
                 for request in self._requests:
                     request.result = False
+                for item in self._pending + self._retry:
+                    if getattr(item, "durable", False) is None:
+                        item.durable = False
                 self._cv.notify_all()
             raise
         finally:
@@ -211,12 +245,9 @@ class RowWriter:
             self._general(pending)
 
     def _open(self) -> None:
-        """Begin the transaction that holds the pins (relaxed commit, as intake's fast path)."""
+        """Begin the transaction that holds the pins (its commit is synchronous: the senders wait for it)."""
         close_old_connections()
         connection.set_autocommit(False)
-        if not getattr(settings, "PREARCHIVE_SYNCHRONOUS_INTAKE", False):
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         self._opened = time.monotonic()
 
     def _pin(self, request: _PinRequest) -> bool | None:
@@ -263,6 +294,9 @@ class RowWriter:
                          len(pending), type(exc).__name__)
             self._abandon()
             later = pending
+        if later is not pending:
+            left = {id(item) for item in later}
+            self._settle([item for item in pending if id(item) not in left], True)
         if later:
             self._general(later)
 
@@ -272,10 +306,11 @@ class RowWriter:
 
         for n, item in enumerate(items):
             try:
-                intake.pending_store_general(item, keep_file=True)  # its sender heard Success
+                intake.pending_store_general(item, keep_file=True)  # never removed: it may replace a stored copy
             except Exception as exc:  # noqa: BLE001 - kept, retried every second
                 close_old_connections()
                 rest = items[n:]
+                self._settle(rest, False)  # their senders get a failure status and send them again
                 if stopping:
                     logger.error("intake row writer stopped with %d rows not written (%s); their files are in "
                                  "place: run reload_prearchive", len(rest), type(exc).__name__)
@@ -286,6 +321,7 @@ class RowWriter:
                     self._retry = rest + self._retry
                     self._retry_at = time.monotonic() + RETRY_SECONDS
                 return
+            self._settle([item], True)
 
 
 _WRITER: RowWriter | None = None

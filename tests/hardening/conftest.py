@@ -102,12 +102,13 @@ def pg_ready() -> bool:
     return subprocess.run([f"{pg_bin}/pg_isready", "-q", "-h", "127.0.0.1", "-p", port]).returncode == 0
 
 
-def pg_stop() -> None:
-    """Fast shutdown: every client connection is cut, as when the database server restarts."""
+def pg_stop(mode: str = "fast") -> None:
+    """Fast shutdown: every client connection is cut, as when the database server restarts. ``immediate``:
+    as a crash of the server (no checkpoint; the next start replays the WAL)."""
     from django.db import connections
 
     connections.close_all()
-    result = _pg_ctl("stop", "-m", "fast", "-w")
+    result = _pg_ctl("stop", "-m", mode, "-w")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,6 +1,6 @@
 """The DICOM receiver's rows written together (services/rowbatch.py), on PostgreSQL: files go into their
-folders under the writer's lock on the session row, rows follow within max_age, jobs wait for them, and
-nothing is lost when the database fails."""
+folders under the writer's lock on the session row, each sender is answered once its row is committed
+(group commit), jobs wait for them, and nothing acknowledged is lost when the database fails."""
 from __future__ import annotations
 
 import threading
@@ -71,38 +71,75 @@ def in_thread(fn):
     return out["value"]
 
 
-def test_files_after_the_first_are_stored_at_once_and_their_rows_follow_together(site, writer):
-    w = writer(max_age=0.5)
+def test_each_file_is_answered_only_once_its_row_is_committed(site, writer):
+    w = writer(max_age=5.0)
     study = session_begun(w)
     assert rows() == 1
-    with mock.patch.object(fastpath, "touch_and_insert_many", wraps=fastpath.touch_and_insert_many) as many:
-        started = time.monotonic()
-        results = [send(make_dataset(StudyInstanceUID=study), w) for _ in range(5)]
-        seen_early = rows() if time.monotonic() - started < 0.4 else None
-        assert [r.status for r in results] == ["stored"] * 5
-        assert len(files_in_tree()) == 6  # the files are in place before their rows
-        wait_until(lambda: rows() == 6, timeout=5, every=0.02, what="the rows")
-    assert seen_early in (None, 1)
-    assert many.call_count == 1 and len(many.call_args.kwargs["rows"]) == 5  # one statement for five rows
+    started = time.monotonic()
+    for n in range(5):
+        assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
+        assert in_thread(rows) == n + 2  # another connection sees the row as soon as the sender hears Success
+    assert time.monotonic() - started < 5.0  # nobody waited for max_age: the commit follows the last holder
     session = PrearchiveSession.objects.get()
     assert session.status == Status.RECEIVING
     assert {r.relative_path.rsplit("/", 1)[-1] for r in session.files.all()} == files_in_tree()
 
 
+def test_files_of_concurrent_associations_share_commits(site, writer):
+    w = writer(max_age=1.0)
+    study = session_begun(w)
+    real = fastpath.touch_and_insert_many
+
+    def slow(**kwargs):  # a commit that takes a while: the files that come meanwhile wait for the next one
+        time.sleep(0.05)
+        return real(**kwargs)
+
+    def association():
+        try:
+            return [send(make_dataset(StudyInstanceUID=study), w).status for _ in range(10)]
+        finally:
+            connection.close()
+
+    with mock.patch.object(fastpath, "touch_and_insert_many", side_effect=slow) as many:
+        out: list = []
+        threads = [threading.Thread(target=lambda: out.append(association())) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert sorted(sum(out, [])) == ["stored"] * 40
+    assert rows() == 41
+    assert many.call_count <= 25, many.call_count  # group commit: fewer statements (and flushes) than files
+
+
 def test_a_job_claiming_the_session_waits_until_the_rows_are_committed(site, writer):
     w = writer(max_age=1.0)
     study = session_begun(w)
-    for _ in range(3):
-        send(make_dataset(StudyInstanceUID=study), w)
     pk = PrearchiveSession.objects.get().pk
+    real = fastpath.touch_and_insert_many
 
-    def claim():  # what every job does first: change the status with an UPDATE of the session row
-        started = time.monotonic()
+    def slow(**kwargs):
+        time.sleep(0.5)
+        return real(**kwargs)
+
+    def sender():
+        try:
+            return send(make_dataset(StudyInstanceUID=study), w).status
+        finally:
+            connection.close()
+
+    out: list = []
+    with mock.patch.object(fastpath, "touch_and_insert_many", side_effect=slow):
+        t = threading.Thread(target=lambda: out.append(sender()))
+        t.start()
+        wait_until(lambda: len(files_in_tree()) == 2, timeout=10, every=0.01, what="the file in its folder")
+        started = time.monotonic()  # what every job does first: change the status with an UPDATE of the row
         claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
-        return claimed, PrearchiveFile.objects.filter(session_id=pk).count(), time.monotonic() - started
-
-    claimed, rows_when_claimed, waited = in_thread(claim)
-    assert claimed == 1 and rows_when_claimed == 4  # the claim saw every row of every file in the folder
+        waited = time.monotonic() - started
+        rows_when_claimed = PrearchiveFile.objects.filter(session_id=pk).count()
+        t.join(30)
+    assert out == ["stored"]
+    assert claimed == 1 and rows_when_claimed == 2  # the claim saw every row of every file in the folder
     assert waited > 0.2
 
 
@@ -116,7 +153,7 @@ def test_rows_that_cannot_be_written_together_are_written_one_by_one(site, write
     assert len(files_in_tree()) == 4 and PrearchiveSession.objects.get().status == Status.RECEIVING
 
 
-def test_while_the_database_fails_the_rows_wait_and_land_later_and_new_files_go_per_file(site, writer):
+def test_while_the_database_fails_the_sender_hears_a_failure_and_the_row_lands_later(site, writer):
     w = writer(max_age=0.1)
     study = session_begun(w)
     real_general = intake._store_general
@@ -128,16 +165,19 @@ def test_while_the_database_fails_the_rows_wait_and_land_later_and_new_files_go_
             raise OperationalError("the database is away")
         return real_general(**kwargs)
 
+    first = make_dataset(StudyInstanceUID=study)
     with mock.patch.object(fastpath, "touch_and_insert_many", side_effect=OperationalError("away")), \
             mock.patch.object(intake, "_store_general", side_effect=general):
-        waiting = [send(make_dataset(StudyInstanceUID=study), w) for _ in range(2)]
-        wait_until(lambda: w._retry, timeout=5, every=0.01, what="rows waiting for a retry")
-        assert rows() == 1 and len(files_in_tree()) == 3  # the files stay where their sender was told
+        with pytest.raises(intake.IntakeError):  # no Success for a file whose row is not committed
+            send(first, w)
+        assert w._retry and rows() == 1 and len(files_in_tree()) == 2  # the file stays; its row is retried
         with mock.patch.object(fastpath, "touch_and_insert", wraps=fastpath.touch_and_insert) as per_file:
             assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
         assert per_file.call_count == 1  # nothing new is pinned while rows wait: the per-file path answers
-        wait_until(lambda: rows() == 4, timeout=10, every=0.05, what="the retried rows")
-    assert [r.status for r in waiting] == ["stored"] * 2
+        assert rows() == 2
+        wait_until(lambda: rows() == 3, timeout=10, every=0.05, what="the retried row")
+    assert send(first, w).status == "duplicate"  # the sender's resend: the instance once
+    assert rows() == 3
     assert {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
 
 
@@ -154,17 +194,17 @@ def test_a_second_copy_of_a_waiting_instance_replaces_it_once_the_row_is_written
     assert row.scan_id == "2" and len(files_in_tree()) == 2
 
 
-def test_stopping_writes_what_waits(site, writer):
+def test_a_stopped_writer_pins_nothing(site, writer):
     w = writer(max_age=60)
     study = session_begun(w)
     for _ in range(4):
         send(make_dataset(StudyInstanceUID=study), w)
-    time.sleep(0.2)
-    assert rows() == 1
+    assert rows() == 5  # each answered after its commit, long before max_age
     w.stop()
-    assert rows() == 5 and not w._thread.is_alive()
-    # A stopped writer pins nothing: files go per file.
-    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored" and rows() == 6
+    assert not w._thread.is_alive()
+    with mock.patch.object(fastpath, "touch_and_insert", wraps=fastpath.touch_and_insert) as per_file:
+        assert send(make_dataset(StudyInstanceUID=study), w).status == "stored" and rows() == 6
+    assert per_file.call_count == 1
 
 
 def test_no_writer_where_rows_are_written_file_by_file(settings):

@@ -46,6 +46,7 @@ class Command(BaseCommand):
             raise CommandError(f"UPLOAD_TMP_ROOT {tmp_root} is not writable: {exc.strerror}") from None
         address = options["bind"] or getattr(settings, "DICOM_BIND_ADDRESS", "127.0.0.1")
         default = ReceiverConfig.default(ae_title=options["ae_title"], port=options["port"])
+        self._recover()
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -59,6 +60,20 @@ class Command(BaseCommand):
                 server.shutdown()
             rowbatch.writer_stop()  # the rows of the last files received
             self.stdout.write("DICOM receiver stopped")
+
+    def _recover(self) -> None:
+        """Start-up recovery: files a killed receiver left without a row (never acknowledged) get theirs."""
+        from prearchive.services.reload import sessions_reconcile
+
+        try:
+            adopted = sessions_reconcile()
+        except Exception as exc:  # noqa: BLE001 - the database is away: the jobs adopt before they act
+            logger.warning("start-up recovery skipped: %s", type(exc).__name__)
+            return
+        finally:
+            close_old_connections()
+        if adopted:
+            self.stdout.write(f"start-up recovery: {adopted} file(s) without a row adopted")
 
     def _reconcile(self, servers, default, address, only) -> None:
         close_old_connections()
