@@ -117,6 +117,8 @@ def test_building_twice_is_a_no_op(site):
 def test_a_session_with_only_filtered_files_is_an_error(site):
     receive(make_dataset())
     session = PrearchiveSession.objects.get()
+    for path in settings.PREARCHIVE_ROOT.rglob("*.dcm"):  # a file without a row would be adopted (issue 16)
+        path.unlink()
     session.files.all().delete()
     PrearchiveSession.objects.filter(pk=session.pk).update(filtered_count=3)
     status, session = build(session)
