@@ -5,6 +5,7 @@ from . import review_views as views
 
 urlpatterns = [
     path("", views.session_list, name="prearchive-list"),
+    path("list.json", views.session_list_json, name="prearchive-list-json"),
     path("bulk", views.bulk_action, name="prearchive-bulk"),
     path("<int:pk>/", views.session_detail, name="prearchive-session"),
     path("<int:pk>/status.json", views.session_status, name="prearchive-status"),

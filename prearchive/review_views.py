@@ -21,7 +21,9 @@ from prearchive.services.delete import DeleteError, session_delete_request
 from prearchive.services.jobfile import session_dir
 from prearchive.services.move import MoveError, session_move_request
 from prearchive.services import script_state
+from prearchive.services.idle import idle_seconds
 from prearchive.services.rebuild import RebuildError, session_rebuild_request
+from prearchive.status_text import build_expected_at, conflict_explain, legend, status_words
 from xnatlite import permissions
 from xnatlite.auth import redirect_target
 from xnatlite.models import AuditEvent, ID_VALIDATOR
@@ -51,8 +53,8 @@ def _session_or_404(request: HttpRequest, pk: int) -> PrearchiveSession:
     return session
 
 
-@login_required
-def session_list(request: HttpRequest) -> HttpResponse:
+def _listed(request: HttpRequest):
+    """The sessions of the list page (and its JSON), with the page's filters and sort."""
     qs = _visible(request.user)
     project = request.GET.get("project", "")
     status = request.GET.get("status", "")
@@ -68,12 +70,65 @@ def session_list(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "-uploaded")
     field = SORTS.get(sort.lstrip("-"), "uploaded")
     qs = qs.order_by(("-" if sort.startswith("-") else "") + field, "-pk")
+    return qs, {"f_project": project, "f_status": status, "f_q": text, "sort": sort}
+
+
+def _files_received(sessions: list[PrearchiveSession]) -> dict[int, int]:
+    """Files received so far by sessions still receiving (their file_count is set when they are built)."""
+    receiving = [s.pk for s in sessions if s.status in PrearchiveSession.RECEIVING_STATUSES]
+    if not receiving:
+        return {}
+    return dict(PrearchiveFile.objects.filter(session_id__in=receiving).values("session_id")
+                .annotate(n=Count("pk")).values_list("session_id", "n"))
+
+
+def _live(session: PrearchiveSession, received: dict[int, int], idle: float) -> dict:
+    """What the pages show of a session and refresh on their own: status words, files, times."""
+    build_at = build_expected_at(session, idle)
+    files = received.get(session.pk, session.file_count)
+    return {
+        "id": session.pk, "status": session.status, "status_text": status_words(session.status),
+        "files": files, "last_file": session.lastmod.isoformat(), "last_file_text": _when(session.lastmod),
+        "build_at": build_at.isoformat() if build_at else None,
+        "build_at_text": _when(build_at) if build_at else "",
+        "receiving_note": ("waits for its uploader to finish" if session.status == Status.RECEIVING and build_at is None
+                           else ""),
+    }
+
+
+def _when(value) -> str:
+    from django.utils import timezone
+
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _row(session: PrearchiveSession, received: dict[int, int], idle: float) -> dict:
+    return {**_live(session, received, idle), "project": session.project_label, "subject": session.subject,
+            "label": session.name, "scan_date": session.scan_date.isoformat() if session.scan_date else "",
+            "uploaded": _when(session.uploaded)[:16], "source": session.source,
+            "url": reverse("prearchive-session", args=[session.pk])}
+
+
+@login_required
+def session_list(request: HttpRequest) -> HttpResponse:
+    qs, filters = _listed(request)
+    sessions = list(qs[:500])
+    received, idle = _files_received(sessions), idle_seconds()
     projects = list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES).values_list("id", flat=True))
     return render(request, "prearchive/list.html", {
-        "sessions": qs[:500], "projects": projects, "statuses": Status.values, "f_project": project,
-        "f_status": status, "f_q": text, "sort": sort, "is_admin": permissions.is_site_admin(request.user),
-        "unassigned": UNASSIGNED, "sort_keys": list(SORTS),
+        "rows": [{"s": s, "live": _live(s, received, idle)} for s in sessions], "projects": projects,
+        "statuses": Status.values, **filters, "is_admin": permissions.is_site_admin(request.user),
+        "unassigned": UNASSIGNED, "sort_keys": list(SORTS), "legend": legend(),
     })
+
+
+@login_required
+def session_list_json(request: HttpRequest) -> JsonResponse:
+    """The list page's rows, polled by the page so it stays current without a reload."""
+    qs, _ = _listed(request)
+    sessions = list(qs[:500])
+    received, idle = _files_received(sessions), idle_seconds()
+    return JsonResponse({"sessions": [_row(s, received, idle) for s in sessions]})
 
 
 @login_required
@@ -144,7 +199,9 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     scans = _scans(session)
     return render(request, "prearchive/session.html", {
         "s": session, "scans": scans, "flagged": [s for s in scans if s["flags"]],
-        "running": session.status in RUNNING,
+        "running": session.status in RUNNING, "legend": legend(),
+        "live": _live(session, _files_received([session]), idle_seconds()),
+        "conflict": conflict_explain(session.error_message) if session.status == Status.CONFLICT else None,
         "notes": script_state.session_notes(session_id=session.pk),
         "projects": list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES)
                          .exclude(pk=session.project_id).values_list("id", flat=True)),
@@ -163,7 +220,10 @@ def session_status(request: HttpRequest, pk: int) -> JsonResponse:
         return JsonResponse({"status": "DELETED" if deleted else "GONE", "done": True, "url": reverse("prearchive-list"),
                              "message": "The session is no longer in the prearchive."})
     progress = session_archive_progress(session=session)
-    return JsonResponse({"status": session.status, "done": session.status not in RUNNING,
+    live = _live(session, _files_received([session]), idle_seconds())
+    if session.status == Status.CONFLICT:
+        live["conflict"] = conflict_explain(session.error_message)
+    return JsonResponse({**live, "status": session.status, "done": session.status not in RUNNING,
                          "message": session.error_message, "progress": progress, "project": session.project_label,
                          "url": reverse("prearchive-session", args=[session.pk])})
 
@@ -245,12 +305,14 @@ def session_archive_form(request: HttpRequest, pk: int) -> HttpResponse:
     session = _session_or_404(request, pk)
     projects = list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES).values_list("id", flat=True))
     tracers = (session.document or {}).get("pet_tracers") or []
+    overwrite = request.GET.get("overwrite", "none")
     initial = {"project": session.project_id or "", "subject": session.subject, "label": session.name,
-               "overwrite": "none", "tracer": session.pet_tracer}
+               "overwrite": overwrite if overwrite in OVERWRITE_MODES else "none", "tracer": session.pet_tracer}
     form = ArchiveForm(request.POST or None, initial=initial, projects=projects, tracers=tracers)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
+            _refuse_receiving(session)
             session_archive_request(session=session, actor=request.user.get_username(), project_id=data["project"],
                                     subject=data["subject"], label=data["label"], overwrite=data["overwrite"],
                                     tracer=data.get("tracer") or "")
@@ -271,6 +333,7 @@ def _request_action(*, request: HttpRequest, session, action: str, actor: str, a
     elif action == "delete":
         session_delete_request(session=session, actor=actor)
     elif action == "archive":
+        _refuse_receiving(session)
         session_archive_request(session=session, actor=actor)
     elif action == "move":
         new_project = request.POST.get("new_project", "")
@@ -278,3 +341,15 @@ def _request_action(*, request: HttpRequest, session, action: str, actor: str, a
             raise MoveError("You may not move sessions into that project.")
         session_move_request(session=session, new_project=new_project, actor=actor)
     return True
+
+
+def _refuse_receiving(session: PrearchiveSession) -> None:
+    """Archiving a session that is still receiving: say so (and when it will be ready), instead of the
+    service's generic "operation in progress"."""
+    if session.status not in PrearchiveSession.RECEIVING_STATUSES:
+        return
+    build_at = build_expected_at(session, idle_seconds())
+    when = (f" It will be built at about {_when(build_at)} if no more files arrive; archive it once it is ready."
+            if build_at else " It waits for its uploader to finish sending.")
+    raise ArchiveError(f"{session.name} is still receiving files ({_files_received([session]).get(session.pk, 0)} "
+                       f"so far).{when}")

@@ -35,7 +35,8 @@ def test_reviewer_reviews_relabels_and_archives(live_server, browser_page, celer
     page.click("#login-form button[type=submit]")
     page.wait_for_selector("#sessions")
     assert page.locator("#sessions tbody tr").count() == 1
-    assert "READY" in page.inner_text("#sessions")
+    assert "Ready to archive" in page.inner_text("#sessions")  # statuses in words (issue 15)
+    assert page.locator("#sessions tr[data-status=READY]").count() == 1
     screenshot(page, "archive-01-prearchive-list")
 
     page.click("text=RAW_SESS")

@@ -62,6 +62,7 @@ RULES: dict[str, tuple[int, ...]] = {
     "projects/{project_id}/manage/": (302, 404, 403, 403, 200, 200),
     "projects/{project_id}/manage/preview/": (302, 404, 403, 403, 200, 200),
     "prearchive/bulk": (302, 405, 405, 405, 405, 405),
+    "prearchive/list.json": (302, 200, 200, 200, 200, 200),
     "prearchive/{pk}/": (302, 404, 404, 200, 200, 200),
     "prearchive/{pk}/action": (302, 405, 405, 405, 405, 405),
     "prearchive/{pk}/archive": (302, 404, 404, 200, 200, 200),
