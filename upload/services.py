@@ -106,7 +106,7 @@ def import_authorize(*, user, params: dict[str, str]) -> str | None:
             raise ImportRefused(MSG_NO_PROJECT_RIGHTS, status=403)
         return None
     project_id = project_resolve(name)
-    if project_id is None:
+    if project_id is None or not permissions.project_visible(user, project_id):  # alike for outsiders
         raise ImportRefused(MSG_UNKNOWN_PROJECT.format(project=name), status=404)
     if not permissions.can_upload(user, project_id):
         raise ImportRefused(MSG_NO_RIGHTS.format(project=name), status=403)

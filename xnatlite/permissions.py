@@ -31,6 +31,13 @@ def can_read_project(user, project_id: str) -> bool:
     return is_site_admin(user) or project_role(user, project_id) in READ_ROLES
 
 
+def project_visible(user, project_id: str) -> bool:
+    """Whether the project exists for this user: it exists and they may read it. Refusals to a user who
+    cannot see the project answer exactly as for a project (or anything in it) that does not exist, so an
+    outsider learns nothing; members who lack a right get 403."""
+    return Project.objects.filter(pk=project_id).exists() and can_read_project(user, project_id)
+
+
 def can_upload(user, project_id: str) -> bool:
     return is_site_admin(user) or project_role(user, project_id) in UPLOAD_ROLES
 

@@ -222,5 +222,16 @@ def test_roles_by_url(world, client, admin_user, owner, member, collaborator, ou
         assert "PROJ1" not in client.get("/data/projects").content.decode() or role == "collaborator"
     client.force_login(users["member"])
     assert "PRE1" in client.get("/data/prearchive/projects/PROJ1").content.decode()
+    # Outsiders get on another project's prearchive and archive paths exactly what a missing one answers.
+    client.force_login(users["outsider"])
+    absent = {k: ("NOPE" + v if k not in ("pk", "file_id") else "99999999") for k, v in world.items()}
+    for route in all_routes():
+        if route.startswith(("data/prearchive/projects/{project}", "prearchive/{pk}", "archive/{project_id}",
+                             "data/projects/{project}/", "data/projects/{project_id}")):
+            if "{" not in route:
+                continue
+            there, missing = client.get(_url(route, world)), client.get(_url(route, absent))
+            assert (there.status_code, there.content) == (missing.status_code, missing.content.replace(
+                b"NOPE", b"")) or there.status_code == missing.status_code == 404, route
     # Nobody ever gets a server error.
     assert all(s < 500 for row in observed.values() for s in row)

@@ -23,7 +23,6 @@ from prearchive.services.move import MoveError, session_move, session_move_reque
 from prearchive.services.rebuild import RebuildError, session_rebuild_request
 from xnatlite import permissions, rest
 from xnatlite.auth import forbidden, xnat_api
-from xnatlite.models import Project
 
 Status = PrearchiveSession.Status
 SRC_RE = re.compile(r"^(?:/data|/REST)?/prearchive/projects/(?P<p>[^/]+)/(?P<ts>[^/]+)/(?P<folder>[^/?]+)/?$")
@@ -89,10 +88,8 @@ def prearchive_session(request: HttpRequest, project: str, timestamp: str, folde
     if request.method not in ("POST", "DELETE", "PUT"):
         return rest.text("Method not allowed\n", status=405)
     session = session_lookup(project, timestamp, folder)
-    if session is None:
-        return rest.not_found("No such prearchive session.")
-    if not permissions.can_review_prearchive(request.user, session.project_id):
-        return forbidden()
+    if session is None or not permissions.can_review_prearchive(request.user, session.project_id):
+        return rest.not_found(MSG_NO_SESSION)  # the same for a session this user may not see
     actor = request.user.get_username()
     if request.method == "DELETE":
         try:
@@ -110,8 +107,9 @@ def prearchive_session(request: HttpRequest, project: str, timestamp: str, folde
             return _commit(session)
         if action == "move":
             new_project = _one(params, "newProject")
-            if not permissions.can_review_prearchive(request.user, new_project or None):
-                return forbidden("You may not move sessions into that project.")
+            refused = _move_target_refused(request, new_project)
+            if refused is not None:
+                return refused
             session_move_request(session=session, new_project=new_project, actor=actor)
             return uri_list(f"/data/prearchive/projects/{new_project}/{session.timestamp}/{session.folder_name}")
         if action == "reset-status":
@@ -121,6 +119,21 @@ def prearchive_session(request: HttpRequest, project: str, timestamp: str, folde
     except (ArchiveError, MoveError, RebuildError, DeleteError) as exc:
         return rest.text(f"{exc}\n", status=409)
     return rest.bad_request("Unknown action: use build, commit, move, reset-status or set-status.")
+
+
+MSG_NO_SESSION = "No such prearchive session."
+MSG_BAD_SRC = "src uri is invalid."
+MSG_NO_DEST = "unable to identify destination project"
+
+
+def _move_target_refused(request: HttpRequest, new_project: str) -> HttpResponse | None:
+    """404 for a target project that does not exist or that the user cannot see (alike), 403 for one they
+    see but may not review; None when the move may go on."""
+    if new_project and not permissions.project_visible(request.user, new_project):
+        return rest.not_found(f"No project with the ID {new_project}.")
+    if not permissions.can_review_prearchive(request.user, new_project or None):
+        return forbidden("You may not move sessions into that project.")
+    return None
 
 
 def _commit(session: PrearchiveSession) -> HttpResponse:
@@ -164,10 +177,8 @@ def _sources(request: HttpRequest, params) -> tuple[list[PrearchiveSession], Htt
     sessions = []
     for src in srcs:
         session = session_from_src(src)
-        if session is None:
-            return [], rest.not_found("src uri is invalid.")
-        if not permissions.can_review_prearchive(request.user, session.project_id):
-            return [], forbidden()
+        if session is None or not permissions.can_review_prearchive(request.user, session.project_id):
+            return [], rest.not_found(MSG_BAD_SRC)  # the same for a session this user may not see
         sessions.append(session)
     return sessions, None
 
@@ -187,8 +198,9 @@ def services_prearchive(request: HttpRequest, operation: str) -> HttpResponse:
         for session in sessions:
             if operation == "move":
                 new_project = _one(params, "newProject")
-                if not permissions.can_review_prearchive(request.user, new_project or None):
-                    return forbidden("You may not move sessions into that project.")
+                refused = _move_target_refused(request, new_project)
+                if refused is not None:
+                    return refused
                 session_move_request(session=session, new_project=new_project, actor=actor)
                 if wait:
                     session_move(session_id=session.pk)
@@ -221,16 +233,14 @@ def services_archive(request: HttpRequest) -> HttpResponse:
         src = (f"/prearchive/projects/{_one(params, 'project')}/{_one(params, 'PREARC_TIMESTAMP')}/"
                f"{_one(params, 'PREARC_SESSION_FOLDER')}")
     session = session_from_src(src)
-    if session is None:
-        return rest.not_found("src uri is invalid.")
-    if not permissions.can_review_prearchive(request.user, session.project_id):
-        return forbidden()
+    if session is None or not permissions.can_review_prearchive(request.user, session.project_id):
+        return rest.not_found(MSG_BAD_SRC)  # the same for a session this user may not see
     dest = DEST_RE.match(_one(params, "dest")) if _one(params, "dest") else None
     project = _one(params, "project") or (dest["p"] if dest else "") or session.project_id or ""
     subject = _one(params, "subject_ID", "subject") or (dest["s"] if dest and dest["s"] else "")
     label = _one(params, "label", "session") or (dest["e"] if dest and dest["e"] else "")
-    if project and not Project.objects.filter(pk=project).exists():
-        return rest.not_found("unable to identify destination project")
+    if project and not permissions.project_visible(request.user, project):
+        return rest.not_found(MSG_NO_DEST)
     if project and not permissions.can_upload(request.user, project):
         return forbidden("You may not archive into that project.")
     quarantine = _one(params, "quarantine")
