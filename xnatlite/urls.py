@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
@@ -6,6 +7,7 @@ from . import api
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/prearchive/", permanent=False)),
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     # Authentication, as XNAT clients expect it
     path("data/JSESSION", api.jsession),

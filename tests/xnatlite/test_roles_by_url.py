@@ -27,6 +27,7 @@ RULES: dict[str, tuple[int, ...]] = {
     "admin/login/": (200, 200, 200, 200, 200, 303),
     "admin/logout/": (303, 303, 303, 303, 303, 405),
     "app/template/Login.vm": (200, 200, 200, 200, 200, 200),
+    "favicon.ico": (301, 301, 301, 301, 301, 301),
     "archive/": (302, 200, 200, 200, 200, 200),
     "archive/{project_id}/": (302, 404, 200, 200, 200, 200),
     "archive/{project_id}/audit": (302, 404, 200, 200, 200, 200),
