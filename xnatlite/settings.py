@@ -179,6 +179,13 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The pool (docs/durability.md): the embedded broker has no event loop, so prefork there is billiard's
+# blocking pool, whose children share one queue lock: a child killed while holding it (an idle child waits
+# holding it) stops every job and the master no longer stops on SIGTERM. The threads pool has no child to
+# lose. On Redis prefork runs the asynchronous pool (a pipe per child): a dead child is replaced and its job
+# redelivered (acks_late + reject_on_worker_lost above).
+CELERY_WORKER_POOL = env.str("CELERY_WORKER_POOL",
+                             default="threads" if CELERY_BROKER_URL.startswith("filesystem://") else "prefork")
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3900)
 CELERY_TASK_SERIALIZER = "json"
