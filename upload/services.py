@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -263,10 +264,11 @@ def _pet_tracer_set(*, report: ImportReport, tracer: str) -> None:
 
 def archive_import(*, archive: Path, name: str, params: dict[str, str], user, source: str = "",
                    progress: Progress | None = None, on_extracted: Callable[[int], None] | None = None,
-                   report: ImportReport | None = None) -> ImportReport:
-    """DICOM-zip / SI: extract safely (refusing the whole archive on any violation), then import."""
+                   report: ImportReport | None = None, tmp_root: Path | None = None) -> ImportReport:
+    """DICOM-zip / SI: extract safely (refusing the whole archive on any violation), then import.
+    ``tmp_root``: where the extraction folder goes (default UPLOAD_TMP_ROOT)."""
     report = report or ImportReport()
-    tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
+    tmp_root = tmp_root or Path(str(settings.UPLOAD_TMP_ROOT))
     try:
         extraction = archive_extract(archive=archive, name=name, limits=Limits.from_site_config(),
                                      tmp_root=tmp_root)
@@ -380,24 +382,49 @@ def upload_job_create(*, user, params: dict[str, str], file_name: str, stream: B
     return job
 
 
+MSG_ARCHIVE_GONE = "The uploaded archive is no longer on the server; upload it again."
+
+
 def _job_enqueue(job_id) -> None:
     from .tasks import upload_job_run as upload_job_run_task
 
     upload_job_run_task.delay(str(job_id))
 
 
+def upload_job_work_dir(job_id) -> Path:
+    """The job's own extraction folder: a job resumed after its worker died removes what the dead run left."""
+    return Path(str(settings.UPLOAD_TMP_ROOT)) / f"job-{job_id}"
+
+
+RUNNING_UPLOAD = (UploadJob.Status.EXTRACTING, UploadJob.Status.IMPORTING)
+
+
 def upload_job_run(*, job_id) -> str | None:
-    """Run one uploader job (the Celery task calls this). Claims it by a conditional UPDATE, so a
-    redelivered message is a no-op. Returns the final status."""
+    """Run one uploader job (the Celery task calls this). The job holds its job lock (services/joblock.py)
+    while it runs, so a job EXTRACTING or IMPORTING whose lock is free lost its worker: a redelivered message
+    (or job recovery) claims it again and runs it from its archive, which stays on disk until the job ends
+    (files already taken in come again as duplicates: each instance is stored once). A live job's second
+    message is a no-op. Returns the final status, or None when there was nothing to do."""
+    from prearchive.services.joblock import job_lock
+
+    with job_lock("upload", str(job_id)) as got:
+        if not got:
+            return None
+        return _upload_job_run(job_id=job_id)
+
+
+def _upload_job_run(*, job_id) -> str | None:
     Status = UploadJob.Status
-    if not UploadJob.objects.filter(pk=job_id, status=Status.QUEUED).update(status=Status.EXTRACTING,
-                                                                          started=timezone.now()):
+    if not UploadJob.objects.filter(pk=job_id, status__in=(Status.QUEUED,) + RUNNING_UPLOAD).update(
+            status=Status.EXTRACTING, started=timezone.now()):
         return None
     job = UploadJob.objects.select_related("user").get(pk=job_id)
+    work = upload_job_work_dir(job_id)
+    shutil.rmtree(work, ignore_errors=True)  # what a dead run extracted (raw PHI): never left behind
     last = [0.0]
 
     def on_extracted(total: int) -> None:
-        UploadJob.objects.filter(pk=job_id).update(status=Status.IMPORTING, files_total=total)
+        UploadJob.objects.filter(pk=job_id).update(status=Status.IMPORTING, files_total=total, files_done=0)
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
@@ -408,18 +435,21 @@ def upload_job_run(*, job_id) -> str | None:
     report = ImportReport(started=job.created)
     archive = Path(job.archive_path)
     try:
+        if not archive.is_file():
+            raise ImportRefused(MSG_ARCHIVE_GONE, status=500)
         archive_import(archive=archive, name=job.file_name, params=dict(job.params), user=job.user,
-                       source="uploader", progress=progress, on_extracted=on_extracted, report=report)
+                       source="uploader", progress=progress, on_extracted=on_extracted, report=report,
+                       tmp_root=work)
         status, error = Status.DONE, ""
     except ImportRefused as exc:
         status, error = Status.FAILED, exc.message
     except Exception as exc:  # noqa: BLE001 - the page shows a reason, never a traceback
         logger.exception("upload job %s failed", job_id)
         status, error = Status.FAILED, f"The import failed on the server ({type(exc).__name__})."
-    finally:
-        archive.unlink(missing_ok=True)
     UploadJob.objects.filter(pk=job_id).update(status=status, error=error, summary=report.summary(),
                                                finished=timezone.now(), archive_path="")
+    archive.unlink(missing_ok=True)  # only once the job's end is recorded: a killed run still has it
+    shutil.rmtree(work, ignore_errors=True)
     return status
 
 

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection
 
 # First key of the two-int advisory lock: one namespace per kind of job.
-NAMESPACES = {"session": 7401, "destination": 7402}
+NAMESPACES = {"session": 7401, "destination": 7402, "upload": 7403, "transfer": 7404}
 
 
 def _key(kind: str, ident: str | int) -> tuple[int, int]:

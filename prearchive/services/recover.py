@@ -86,7 +86,47 @@ def jobs_recover(*, stale_after: float | None = None) -> int:
         requeued += 1
     if requeued:
         logger.info("re-queued %d prearchive job(s) whose worker had stopped", requeued)
+    return requeued + uploads_recover(stale_after=stale_after)
+
+
+def uploads_recover(*, stale_after: float | None = None) -> int:
+    """The upload routes' jobs: an uploader job (UploadJob) EXTRACTING/IMPORTING or a transfer IMPORTING with
+    a free job lock lost its worker (or its message): queued again, it resumes (upload/services.py,
+    upload/client/importer.py). Queued uploader jobs are queued again when stale (or at a worker's start)."""
+    from django.utils import timezone
+
+    from upload.client.models import Transfer
+    from upload.models import UploadJob
+    from upload.services import RUNNING_UPLOAD
+
+    now = timezone.now()
+    uploads = UploadJob.objects.filter(status__in=RUNNING_UPLOAD + (UploadJob.Status.QUEUED,))
+    transfers = Transfer.objects.filter(status=Transfer.Status.IMPORTING)
+    if stale_after is not None:
+        cutoff = now - timedelta(seconds=stale_after)
+        uploads = uploads.filter(created__lt=cutoff)
+        transfers = transfers.filter(updated__lt=cutoff)
+    requeued = 0
+    for job_id in uploads.values_list("pk", flat=True):
+        if job_lock_free("upload", str(job_id)):
+            transaction.on_commit(lambda i=str(job_id): _send("upload.upload_job_run", i))
+            requeued += 1
+    for transfer_id in transfers.values_list("pk", flat=True):
+        if job_lock_free("transfer", str(transfer_id)):
+            transaction.on_commit(lambda i=str(transfer_id): _send("upload.client.transfer_import", i))
+            requeued += 1
+    if requeued:
+        logger.info("re-queued %d upload job(s) whose worker had stopped", requeued)
     return requeued
+
+
+def _send(name: str, ident: str) -> None:
+    from xnatlite.celery import app
+
+    try:
+        app.send_task(name, args=[ident])
+    except Exception as exc:  # noqa: BLE001 - the broker is away: the next sweep or worker start tries again
+        logger.warning("could not re-queue an upload job: %s", type(exc).__name__)
 
 
 def _delay(task, session_id: int) -> None:

@@ -51,6 +51,7 @@ MSG_DATE_WRONG = ("The visit date you entered does not match the data. The uploa
                   "removed; check that you chose the right project and session.")
 MSG_RECT = "A pixel rectangle must be four whole numbers: left, top, right, bottom."
 MSG_ANON_FAILED = "the anonymization script failed on this file ({error}); it was not stored"
+MSG_WORK_GONE = "The upload's files are no longer on the server; upload them again."
 MSG_PIXEL_FAILED = "the pixel template could not be applied to this file ({error}); it was not stored"
 
 
@@ -167,17 +168,39 @@ def _dataset_prepare(ds) -> None:
 
 
 def transfer_import(*, transfer_id) -> str | None:
-    """Run a confirmed transfer (the Celery task calls this). Claimed once by a conditional UPDATE."""
+    """Run a confirmed transfer (the Celery task calls this). It holds the transfer's job lock while it runs
+    (services/joblock.py): a transfer IMPORTING whose lock is free lost its worker, and a redelivered message
+    or job recovery resumes it: each file's source is removed only once intake has taken it in, so the files
+    still in the work folder are exactly those not imported yet (what a killed run staged is discarded and
+    done again). A live import's second message is a no-op."""
+    from prearchive.services.joblock import job_lock
+
+    with job_lock("transfer", str(transfer_id)) as got:
+        if not got:
+            return None
+        return _transfer_import(transfer_id=transfer_id)
+
+
+def _transfer_import(*, transfer_id) -> str | None:
+    import shutil
+
     from prearchive.services.intake import IntakeError, dicom_file_receive
     from upload.services import ImportReport, import_commit
 
-    if not Transfer.objects.filter(pk=transfer_id, status=Status.IMPORTING, import_started=None).update(
+    if not Transfer.objects.filter(pk=transfer_id, status=Status.IMPORTING).update(
             import_started=timezone.now(), updated=timezone.now()):
         return None
     transfer = Transfer.objects.select_related("user", "project").get(pk=transfer_id)
     user, project, work = transfer.user, transfer.project, Path(transfer.work_dir)
-    manifest = manifest_read(work_dir=work)["sessions"]
+    try:
+        manifest = manifest_read(work_dir=work)["sessions"]
+    except Exception:  # noqa: BLE001 - the work folder is gone: nothing left to import, say so
+        logger.warning("transfer %s: its work folder is gone; failed", transfer_id)
+        Transfer.objects.filter(pk=transfer_id, status=Status.IMPORTING).update(
+            status=Status.FAILED, error=MSG_WORK_GONE, finished=timezone.now(), updated=timezone.now())
+        return Status.FAILED
     staging = work / "staging"
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's staged copy: its source is still there
     staging.mkdir(exist_ok=True)
     report = ImportReport(started=transfer.created)
     done, last, status, error = 0, 0.0, Status.DONE, ""
@@ -200,6 +223,9 @@ def transfer_import(*, transfer_id) -> str | None:
                 rects = choice["pixel"].get(scan_id)
                 blank = pixel_script(rects) if rects else None
                 for rel in manifest[choice["key"]]["scans"].get(scan_id, []):
+                    if not (work / rel).exists():  # imported (or refused) by an earlier run of this job
+                        done += 1
+                        continue
                     result = _file_import(work=work, rel=rel, staging=staging, anonymizer=anonymizer, blank=blank,
                                           params=params, user=user, receive=dicom_file_receive)
                     if isinstance(result, str):
@@ -271,9 +297,9 @@ def _file_import(*, work: Path, rel: str, staging: Path, anonymizer: Anonymizer,
     ds.save_as(buf, enforce_file_format=True)
     with open(tmp, "wb") as fh:
         fh.write(buf.getvalue())
-    source.unlink(missing_ok=True)
     echoes = anonymizer.take_echoes()
     result = receive(path=tmp, source="uploader", params=params, prevent_anon=True, user=user)
+    source.unlink(missing_ok=True)  # after intake took it: a run killed before this does the file again
     if echoes:
         from prearchive.services.script_state import session_notes_add
 
