@@ -1,7 +1,8 @@
 """/data/prearchive REST (reference/xnat.md §3): listings and the session document, XNAT's shapes.
 
 GET  /data/prearchive                          sessions of the projects the user reviews (+ Unassigned for
-                                               site admins); ?tag=StudyInstanceUID (admins only)
+                                               site admins); ?tag=StudyInstanceUID (admins only);
+                                               ?format=json|csv|xml|html (pyxnat reads csv)
 PUT  /data/prearchive                          reload the database from the file tree (site admins)
 GET  /data/prearchive/projects/{p[,p2]}        the same, for those projects ("Unassigned" included)
 GET  /data/prearchive/projects/{p}/{ts}/{f}    ?format=xml: the session document; json (default): the row
@@ -14,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_http_methods
 
 from xnatlite import permissions, rest
+from xnatlite.archive.formats import list_response
 from xnatlite.auth import forbidden, xnat_api
 
 from .models import UNASSIGNED, PrearchiveSession
@@ -59,15 +61,15 @@ def prearchive_list(request: HttpRequest) -> HttpResponse:
         if not permissions.is_site_admin(request.user):
             return forbidden("Only site administrators may search the prearchive by tag.")
         sessions = sessions.filter(tag=tag)
-    return rest.result_set((session_row(s) for s in sessions), title="Prearchive")
+    return list_response(request, (session_row(s) for s in sessions), title="Prearchive")
 
 
 @xnat_api
 @require_http_methods(["GET"])
 def prearchive_projects(request: HttpRequest, projects: str) -> HttpResponse:
     names = [p for p in projects.split(",") if p]
-    return rest.result_set((session_row(s) for s in sessions_for_user(user=request.user, projects=names)),
-                           title="Prearchive")
+    return list_response(request, (session_row(s) for s in sessions_for_user(user=request.user, projects=names)),
+                         title="Prearchive")
 
 
 @xnat_api

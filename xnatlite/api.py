@@ -1,4 +1,4 @@
-"""XNAT-compatible REST: authentication, /xapi/siteConfig and /data/projects."""
+"""XNAT-compatible REST: authentication and /xapi/siteConfig (/data/projects: archive/api_rest.py)."""
 from __future__ import annotations
 
 import json
@@ -6,16 +6,15 @@ import time
 from typing import Any
 
 from django.contrib.auth import login, logout
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from . import permissions, rest
 from .auth import MSG_THROTTLED, TOKEN_SESSION_KEY, forbidden, unauthorized, xnat_api
-from .models import Project
 from .selectors import site_config_get
-from .services import MSG_UNKNOWN_PROPERTY, project_create, site_config_update
+from .services import MSG_UNKNOWN_PROPERTY, site_config_update
 from .site_settings import PROPERTIES, canonical_property
 
 # ---------------------------------------------------------------- authentication
@@ -176,44 +175,3 @@ def site_config_property(request: HttpRequest, name: str) -> HttpResponse:
     else:
         value = body
     return _update(request, {prop: value})
-
-
-# ---------------------------------------------------------------- /data/projects
-
-
-def _project_row(p: Project) -> dict[str, str]:
-    return {"ID": p.id, "id": p.id, "name": p.name, "secondary_ID": p.id, "description": p.description,
-            "URI": f"/data/projects/{p.id}"}
-
-
-@xnat_api
-@require_http_methods(["GET"])
-def projects(request: HttpRequest) -> HttpResponse:
-    return rest.result_set(_project_row(p) for p in permissions.projects_for(request.user))
-
-
-@xnat_api
-@require_http_methods(["GET", "PUT", "POST"])
-def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
-    project = Project.objects.filter(pk=project_id).first()
-    if request.method == "GET":
-        if project is None or not permissions.can_read_project(request.user, project_id):
-            return rest.not_found(f"Unable to find project {project_id}")
-        return JsonResponse({"items": [{"data_fields": _project_row(project), "meta": {"xsi:type": "xnat:projectData"}}]})
-    if project is not None:
-        return rest.text(f"Project {project_id} already exists.\n", status=409)
-    fields = request.GET.copy()
-    if request.method == "POST":
-        fields.update(request.POST)
-    try:
-        project_create(
-            project_id=project_id, name=fields.get("name", ""), description=fields.get("description", ""),
-            owner=request.user, actor=request.user.get_username(),
-        )
-    except PermissionDenied as exc:
-        return forbidden(str(exc))
-    except ValidationError as exc:
-        if "already exists" in str(exc):
-            return rest.text(f"Project {project_id} already exists.\n", status=409)
-        return rest.bad_request("; ".join(m for msgs in exc.message_dict.values() for m in msgs))
-    return rest.text(f"/data/projects/{project_id}", status=201)

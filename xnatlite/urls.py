@@ -21,13 +21,11 @@ urlpatterns = [
     path("xapi/siteConfig", api.site_config),
     re_path(r"^xapi/siteConfig/values/(?P<names>[^/]+)$", api.site_config_values),
     re_path(r"^xapi/siteConfig/(?P<name>[^/]+)$", api.site_config_property),
-    # Projects
-    path("data/projects", api.projects),
-    re_path(r"^data/projects/(?P<project_id>[^/]+)$", api.project_detail),
     path("upload/client/", include("upload.client.urls")),
     path("", include("upload.client.api_urls")),
     path("", include("upload.urls")),
-    # Review and archive (before prearchive.urls: it serves POST/DELETE on the session path, GET delegated)
+    # Review and archive, the archive's data REST (before prearchive.urls: it serves POST/DELETE on the
+    # prearchive session path, GET delegated)
     path("", include("xnatlite.archive.urls")),
     path("prearchive/", include("prearchive.review_urls")),
     path("archive/", include("xnatlite.archive.page_urls")),

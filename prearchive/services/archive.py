@@ -331,7 +331,9 @@ def _modality_label(session: PrearchiveSession) -> str:
 
 
 def _cleanup(session: PrearchiveSession, target: Target, record: ImageSession, dirs: tree.ArchiveDirs) -> str:
-    """The archive copy is complete and recorded: remove the archived files from the prearchive."""
+    """The archive copy is complete and recorded: write its scans' catalogs, remove the archived files from
+    the prearchive."""
+    _catalogs_write(record)
     marker = tree.marker_read(dirs.final)
     base = session_dir(session)
     if marker is not None:
@@ -368,6 +370,17 @@ def _cleanup(session: PrearchiveSession, target: Target, record: ImageSession, d
         _remove_prearchive_folder(session)
     logger.info("prearchive session %s archived as session %s", session.pk, record.pk)
     return "archived"
+
+
+def _catalogs_write(record: ImageSession) -> None:
+    """Each scan's catalog (scan_{id}_catalog.xml) beside its files. The archive stands without them (they are
+    written again when the session is next read through the data REST), so a failure is only logged."""
+    from xnatlite.archive.data import session_catalogs_ensure
+
+    try:
+        session_catalogs_ensure(session=record, force=True)  # an append changed the scans' files
+    except OSError as exc:
+        logger.warning("session %s: scan catalogs not written (%s)", record.pk, type(exc).__name__)
 
 
 def _remove_prearchive_folder(session: PrearchiveSession) -> None:

@@ -161,10 +161,12 @@ def scan_stats(folder: Path) -> dict[str, tuple[int, int]]:
     scans = folder / "SCANS"
     if not scans.is_dir():
         return stats
+    from xnatlite.archive.data import is_data_file
+
     for scan in sorted(scans.iterdir()):
         count = size = 0
         for f in (scan / "DICOM").glob("*"):
-            if f.is_file() and not f.name.startswith("."):
+            if f.is_file() and is_data_file(f.name):  # not the scan's catalog
                 count += 1
                 size += f.stat().st_size
         stats[scan.name] = (count, size)
@@ -172,7 +174,9 @@ def scan_stats(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def count_files(folder: Path) -> int:
+    from xnatlite.archive.data import is_data_file
+
     n = 0
     for _folder, _subdirs, names in os.walk(folder):
-        n += sum(1 for name in names if not name.startswith("."))
+        n += sum(1 for name in names if is_data_file(name))
     return n

@@ -81,8 +81,9 @@ def ready_session(**kwargs):
 
 
 def archived_files(project: str, label: str) -> list[Path]:
+    """The DICOM files of an archived session (not the scans' catalogs)."""
     base = Path(settings.ARCHIVE_ROOT) / project / "arc001" / label / "SCANS"
-    return sorted(p for p in base.rglob("*") if p.is_file())
+    return sorted(p for p in base.rglob("*") if p.is_file() and not p.name.endswith("_catalog.xml"))
 
 
 def read_all(project: str, label: str):

@@ -18,7 +18,7 @@ def connection(live_server, project, member, site):
     from xnatlite.models import ProjectMember
 
     ProjectMember.objects.create(project_id="PROJ2", user=member, role="member")
-    with xnat.connect(live_server.url, user="mike", password="mike-pass-1", no_parse_model=True) as session:
+    with xnat.connect(live_server.url, user="mike", password="mike-pass-1") as session:
         yield session
 
 
@@ -32,27 +32,11 @@ def test_list_archive_move_delete(connection):
     assert listed["LA"].status == "READY" and listed["LA"].subject == "SA"
     assert {s.label for s in connection.prearchive.sessions()} >= {"LA", "LB", "LC"}
 
-    # archive(): POST /data/services/archive with src, project, subject, session; answers the experiment
-    class Experiment(xnat.core.XNATBaseObject):  # xnatpy builds its classes from XNAT's schemas; stand in
-        SECONDARY_LOOKUP_FIELD = "label"
-        _XSI_TYPE = "xnat:mrSessionData"
-
-        @property
-        def xpath(self):
-            return "xnat:mrSessionData"
-
-        @property
-        def data(self):
-            return self.fulldata["data_fields"]
-
-        @property
-        def fulldata(self):
-            return self.xnat_session.get_json(self.uri)["items"][0]
-
-    connection.XNAT_CLASS_LOOKUP["xnat:mrSessionData"] = Experiment
+    # archive(): POST /data/services/archive with src, project, subject, session; answers the experiment,
+    # an object of the model xnatpy built from /xapi/schemas.
     experiment = listed["LA"].archive(subject="SUBJ_A", experiment="SUBJ_A_MR1", overwrite="none")
     assert experiment.uri == "/data/projects/PROJ1/subjects/SUBJ_A/experiments/SUBJ_A_MR1"
-    assert experiment.data["label"] == "SUBJ_A_MR1"
+    assert experiment.label == "SUBJ_A_MR1" and experiment.__xsi_type__ == "xnat:mrSessionData"
     archived = ImageSession.objects.get(label="SUBJ_A_MR1")
     assert archived.subject.label == "SUBJ_A" and archived.scans.count() == 1
     assert not PrearchiveSession.objects.filter(pk=a.pk).exists()

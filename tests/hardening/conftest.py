@@ -215,7 +215,8 @@ def assert_consistent(*, allow_statuses: tuple[str, ...] = ()) -> dict:
         names = sorted(p.name for p in arc.iterdir()) if arc.exists() else []
         assert not [n for n in names if n.startswith(".")], f"partial/old archive folders left: {names}"
         for label in names:
-            files = [p for p in tree_files(arc / label) if not p.name.startswith(".xnatlite")]
+            files = [p for p in tree_files(arc / label)
+                     if not p.name.startswith(".xnatlite") and not p.name.endswith("_catalog.xml")]
             assert not [p for p in files if p.name.startswith(".")], f"temporary files in {label}"
             archived[(project_dir.name, label)] = files
     for record in ImageSession.objects.all():

@@ -14,9 +14,34 @@ def test_put_creates_project_with_owner_and_default_code(client, member):
     assert AuditEvent.objects.filter(action="project_create", project_id="NEWP").exists()
 
 
-def test_put_existing_is_409(client, member, project):
+def test_put_existing_is_idempotent_200_and_changes_nothing(client, member, project):
+    """XNAT: PUT on an existing project answers 200 (pyxnat's create() PUTs every ancestor)."""
     r = client.put(f"/data/projects/{project.id}", **basic("mike", "mike-pass-1"))
-    assert r.status_code == 409
+    assert (r.status_code, r.content) == (200, b"PROJ1")
+    assert Project.objects.get(pk="PROJ1").name == "Project One"
+    assert not AuditEvent.objects.filter(action="project_update").exists()
+
+
+def test_put_existing_with_fields_is_for_owners(client, member, owner, project):
+    r = client.put(f"/data/projects/{project.id}?name=Renamed", **basic("mike", "mike-pass-1"))
+    assert r.status_code == 403 and b"owners" in r.content
+    assert Project.objects.get(pk="PROJ1").name == "Project One"
+    r = client.put(f"/data/projects/{project.id}?xnat:projectData/name=Renamed", **basic("olivia", "olivia-pass-1"))
+    assert r.status_code == 200
+    assert Project.objects.get(pk="PROJ1").name == "Renamed"
+
+
+def test_delete_is_for_owners_and_refuses_a_project_with_subjects(client, member, owner, project):
+    from xnatlite.models import Subject
+
+    Subject.objects.create(project=project, label="S1")
+    assert client.delete("/data/projects/PROJ1", **basic("mike", "mike-pass-1")).status_code == 403
+    r = client.delete("/data/projects/PROJ1", **basic("olivia", "olivia-pass-1"))
+    assert r.status_code == 409 and b"Nothing was deleted" in r.content
+    assert Project.objects.filter(pk="PROJ1").exists()
+    Subject.objects.filter(project=project).delete()
+    assert client.delete("/data/projects/PROJ1", **basic("olivia", "olivia-pass-1")).status_code == 200
+    assert not Project.objects.filter(pk="PROJ1").exists()
 
 
 def test_bad_id_is_400(client, member):

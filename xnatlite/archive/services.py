@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 from pydicom import dcmread
 
 from xnatlite.models import ID_VALIDATOR, ImageSession, Project, Subject
@@ -23,6 +24,7 @@ from xnatlite.selectors import site_config_get
 from xnatlite.services import audit_record
 
 ARC = "arc001"
+CATALOG_SUFFIX = "_catalog.xml"  # a scan's catalog, SCANS/{id}/DICOM/scan_{id}_catalog.xml (data.py)
 
 
 def archive_root() -> Path:
@@ -108,7 +110,7 @@ def _rewrite(*, src: Path, dst: Path, script, variables: dict[str, str]) -> None
     for folder, _dirs, names in os.walk(src):
         rel = Path(folder).relative_to(src)
         for name in names:
-            if name.startswith("."):
+            if name.startswith(".") or name.endswith(CATALOG_SUFFIX):  # catalogs: written again on access
                 continue
             out = partial / rel / name
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -220,3 +222,73 @@ def archived_session_quarantine_set(*, session: ImageSession, quarantined: bool,
     ImageSession.objects.filter(pk=session.pk).update(quarantined=quarantined)
     audit_record(actor=actor, action="session_quarantine" if quarantined else "session_release",
                  project_id=session.project_id, subject_label=session.subject.label, session_label=session.label)
+
+
+# ------------------------------------------------------------------ projects and subjects (data REST writes)
+
+
+def project_update(*, project: Project, actor: str, name: str | None = None,
+                   description: str | None = None) -> Project:
+    """PUT on an existing project (XNAT: idempotent): change the given fields, nothing else."""
+    changes = {}
+    if name is not None and name != project.name:
+        changes["name"] = name
+    if description is not None and description != project.description:
+        changes["description"] = description
+    if changes:
+        for field, value in changes.items():
+            setattr(project, field, value)
+        project.full_clean(validate_unique=False)
+        with transaction.atomic():
+            Project.objects.filter(pk=project.pk).update(**changes)
+            audit_record(actor=actor, action="project_update", project_id=project.id, fields=sorted(changes))
+    return project
+
+
+def project_delete(*, project: Project, actor: str) -> None:
+    """Delete an empty project. One that still holds subjects, archived or prearchived sessions is refused:
+    nothing is deleted."""
+    from prearchive.models import PrearchiveSession
+
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+        if locked is None:
+            return
+        held = (ImageSession.objects.filter(project=locked).count(), Subject.objects.filter(project=locked).count(),
+                PrearchiveSession.objects.filter(project_id=locked.pk).count())
+        if any(held):
+            raise ValidationError(
+                f"Project {project.id} still holds {held[1]} subject(s), {held[0]} archived and {held[2]} "
+                "prearchived session(s); delete those first. Nothing was deleted.", code="not_empty")
+        try:
+            with transaction.atomic():
+                locked.delete()
+        except ProtectedError:
+            raise ValidationError(f"Project {project.id} is still referenced (uploads, transfers); nothing was "
+                                  "deleted.", code="not_empty") from None
+        audit_record(actor=actor, action="project_delete", project_id=project.id)
+
+
+def subject_create(*, project: Project, label: str, actor: str) -> tuple[Subject, bool]:
+    """PUT /data/projects/P/subjects/S: the subject (created when new). Returns (subject, created)."""
+    ID_VALIDATOR(label)
+    with transaction.atomic():
+        subject, created = Subject.objects.get_or_create(project=project, label=label)
+        if created:
+            audit_record(actor=actor, action="subject_create", project_id=project.id, subject_label=label)
+    return subject, created
+
+
+def subject_delete(*, subject: Subject, actor: str) -> None:
+    """Delete a subject without experiments; one that still has archived sessions is refused."""
+    with transaction.atomic():
+        locked = Subject.objects.select_for_update().filter(pk=subject.pk).first()
+        if locked is None:
+            return
+        count = ImageSession.objects.filter(subject=locked).count()
+        if count:
+            raise ValidationError(f"Subject {subject.label} still has {count} experiment(s); delete them first. "
+                                  "Nothing was deleted.", code="not_empty")
+        audit_record(actor=actor, action="subject_delete", project_id=subject.project_id,
+                     subject_label=subject.label)
+        locked.delete()
