@@ -147,6 +147,31 @@ def session_files_adopt(*, session: PrearchiveSession) -> AdoptReport:
     return report
 
 
+TEMP_STALE_SECONDS = 60.0
+
+
+def temporary_files_reap(folder: Path, *, older_than: float = TEMP_STALE_SECONDS) -> int:
+    """Remove the temporary files (``.*.tmp``, storage.temp_name) a killed writer left in a session folder:
+    a write takes far less than ``older_than`` seconds, so an older one has no live writer. Returns the count."""
+    import time
+
+    scans = folder / "SCANS"
+    if not scans.is_dir():
+        return 0
+    removed = 0
+    cutoff = time.time() - older_than
+    for path in scans.rglob(".*.tmp"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    if removed:
+        logger.info("prearchive: %d stale temporary file(s) removed from a session folder", removed)
+    return removed
+
+
 RECONCILED = (Status.RECEIVING, Status.READY, Status.CONFLICT, Status.ERROR)
 
 
@@ -158,6 +183,7 @@ def sessions_reconcile() -> int:
 
     total = 0
     for session in PrearchiveSession.objects.filter(status__in=RECONCILED).order_by("pk"):
+        temporary_files_reap(storage.session_dir(session.relative_dir))
         with transaction.atomic():
             report = session_files_adopt(session=session)
             if report.adopted and session.status != Status.RECEIVING:

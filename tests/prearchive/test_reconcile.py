@@ -136,3 +136,18 @@ def test_a_stale_copy_of_an_instance_listed_elsewhere_is_not_adopted(site, proje
     shutil.copyfile(base / row.relative_path, stale)  # a replace into another scan folder cut short
     assert sessions_reconcile() == 0
     assert PrearchiveFile.objects.filter(session=session).count() == 1
+
+
+def test_start_up_recovery_removes_a_killed_writers_stale_temporary_file_only(site, project):
+    import os
+    import time
+
+    session, _series = study_in(1)
+    folder = Path(settings.PREARCHIVE_ROOT) / session.relative_dir / "SCANS" / "1" / "DICOM"
+    stale, fresh = folder / ".a.dcm.123.deadbeef.tmp", folder / ".b.dcm.456.cafebabe.tmp"
+    stale.write_bytes(b"half a file")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    sessions_reconcile()
+    assert not stale.exists() and fresh.exists()  # a live writer's file is never touched
