@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
@@ -44,6 +44,9 @@ MSG_MIXED_STUDIES = "The session holds files of {count} studies (StudyInstanceUI
 MSG_NO_FILES = "No files were stored for this session ({filtered} filtered, {rejected} refused)."
 MSG_UNREADABLE_ORPHANS = ("{count} file(s) in the session folder have no row and cannot be read; they were "
                           "left in place. Remove or replace them, then rebuild the session.")
+MSG_BUILD_FAILED = ("The session could not be built: {step} failed ({error}). Fix the cause and rebuild it, "
+                    "or delete it.")
+TRANSIENT = (OperationalError, InterfaceError)  # the database is unreachable: retried, not the session's fault
 MSG_ANON_FAILED = ("{count} file(s) were refused because the site-wide anonymization script failed on them; "
                    "they were not stored. Fix the script and send them again.")
 
@@ -151,7 +154,12 @@ def document_build(session: PrearchiveSession, scans: dict[str, ScanAccumulator]
     first = next((scans[k].first for k in sorted(scans, key=scan_sort_key)), {})
     date = next((a.first.get("study_date") for a in scans.values() if a.first.get("study_date")), "")
     time = next((a.first.get("study_time") for a in scans.values() if a.first.get("study_time")), "")
-    from .document import _date, _time
+    from .document import _date, _time, value_warnings
+
+    warnings = value_warnings((("", "StudyDate", date or "", "the session date"),
+                               ("", "StudyTime", time or "", "the session time")))
+    for key in sorted(scans, key=scan_sort_key):
+        warnings.extend(scans[key].warnings())
 
     doc: dict[str, Any] = {
         "xsiType": session_type,
@@ -168,6 +176,8 @@ def document_build(session: PrearchiveSession, scans: dict[str, ScanAccumulator]
         "scans": scan_docs,
         "pet_tracer": "",
     }
+    if warnings:
+        doc["warnings"] = warnings
     if "PT" in modalities:
         offered = pet_tracer_list(project)
         doc["pet_tracers"] = offered
@@ -209,25 +219,54 @@ def _reconcile(session: PrearchiveSession):
 
 
 def _build(*, session_id: int) -> str | None:
-    session = PrearchiveSession.objects.select_related("project").get(pk=session_id)
-    logger.info("building prearchive session %s", session_id)
+    """Build, and end in a final status whatever happens: an error in any step (a value the database
+    refuses, the document not writable, a bug) makes the session ERROR with the step and the error's type
+    as its reason (never BUILDING for recovery to queue again and again). A database that is unreachable
+    (TRANSIENT) is not the session's fault: that is raised, the task retries and recovery requeues."""
+    step = "reading the session"
     try:
+        session = PrearchiveSession.objects.select_related("project").get(pk=session_id)
+        logger.info("building prearchive session %s", session_id)
+        step = "adopting files without a row"
         adopted = _reconcile(session)
+        step = "reading the file rows"
         scans, studies, tracers = _scans(session_id)
         _test_delay()
+        step = "making the session document"
         conflicts = _conflicts(scans, studies)
         doc = document_build(session, scans, studies, tracers)
         status, reason = _final_status(session, scans, conflicts)
         if adopted.unreadable:
             status, reason = Status.ERROR, MSG_UNREADABLE_ORPHANS.format(count=adopted.unreadable)
         if scans:
+            step = "writing the session document"
             _write_document(session, doc)
-    except Exception as exc:  # noqa: BLE001 - a build that throws leaves an ERROR session, never a stuck one
-        logger.exception("building prearchive session %s failed", session_id)
-        PrearchiveSession.objects.filter(pk=session_id, status=Status.BUILDING).update(
-            status=Status.ERROR, error_message=f"The session could not be built ({type(exc).__name__}).",
-            lastmod=timezone.now())
+        step = "saving the session"
+        status = _finish(session, session_id, scans, doc, status, reason)
+    except TRANSIENT:
         raise
+    except Exception as exc:  # noqa: BLE001 - a build that throws leaves an ERROR session, never a stuck one
+        # The type only: an exception's text can quote header values (PHI).
+        logger.error("building prearchive session %s failed while %s (%s)", session_id, step, type(exc).__name__)
+        session_build_failed(session_id=session_id, reason=MSG_BUILD_FAILED.format(step=step,
+                                                                                   error=type(exc).__name__))
+        return Status.ERROR
+    if status == Status.SEPARATING:
+        from .petmr import session_separate
+
+        for child_id in session_separate(session_id=session_id):
+            session_build(session_id=child_id)
+    return status
+
+
+def session_build_failed(*, session_id: int, reason: str) -> bool:
+    """BUILDING -> ERROR with ``reason`` (also for the task when a transient fault outlasts its retries)."""
+    return bool(PrearchiveSession.objects.filter(pk=session_id, status=Status.BUILDING).update(
+        status=Status.ERROR, error_message=reason, lastmod=timezone.now()))
+
+
+def _finish(session: PrearchiveSession, session_id: int, scans, doc: dict[str, Any], status: str,
+            reason: str) -> str | None:
     separate = status == Status.READY and doc.get("pet_mr") == "separate"
     values = dict(
         document=doc, file_count=sum(a.file_count for a in scans.values()),
@@ -248,13 +287,7 @@ def _build(*, session_id: int) -> str | None:
         row_document_write_on_commit(session_id=session_id)  # what a reload rebuilds the row from
     logger.info("prearchive session %s built: %s, %d scan(s), %d file(s)", session_id,
                 values["status"], len(scans), values["file_count"])
-    if separate:
-        from .petmr import session_separate
-
-        for child_id in session_separate(session_id=session_id):
-            session_build(session_id=child_id)
-        return Status.SEPARATING
-    return status
+    return values["status"]
 
 
 def _interrupted(session_id: int) -> str | None:

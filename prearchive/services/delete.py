@@ -1,7 +1,7 @@
 """Delete a prearchive session (XNAT ``DELETE .../{p}/{ts}/{folder}``, services/prearchive/delete).
 
-Request: any resting status -> QUEUED_DELETING. Job: DELETING; the session's files are removed one by one
-(those it had when the job started), then, in one transaction with the row locked, the row goes if no file
+Request: any status -> QUEUED_DELETING (a job's status only while no job is running on the session).
+Job: DELETING; the session's files are removed one by one (those it had when the job started), then, in one transaction with the row locked, the row goes if no file
 arrived meanwhile; otherwise the newly arrived files stay and the session is RECEIVING.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 Status = PrearchiveSession.Status
 DELETABLE = (Status.READY, Status.CONFLICT, Status.ERROR, Status.RECEIVING)
 MSG_BUSY = "Operation already in progress on this prearchive entry."
+MSG_GONE = "This prearchive entry no longer exists."
 
 
 class DeleteError(Exception):
@@ -30,11 +31,18 @@ class DeleteError(Exception):
 
 
 def session_delete_request(*, session: PrearchiveSession, actor: str) -> None:
-    with transaction.atomic():
+    """Queue the delete of a session in any status. A resting one (DELETABLE) is claimed as before; one in
+    a job's status (queued, or left BUILDING/ARCHIVING/... by a job that died) is claimed while this holds
+    the session's job lock, so no job is running on it: a queued job finds its status gone and skips, a
+    dead one's leftovers are deleted with the session. Only a job running right now gives MSG_BUSY."""
+    with job_lock("session", session.pk) as free, transaction.atomic():
         claimed = PrearchiveSession.objects.filter(pk=session.pk, status__in=DELETABLE).update(
             status=Status.QUEUED_DELETING, lastmod=timezone.now())
+        if not claimed and free:
+            claimed = PrearchiveSession.objects.filter(pk=session.pk).update(
+                status=Status.QUEUED_DELETING, lastmod=timezone.now())
         if not claimed:
-            raise DeleteError(MSG_BUSY)
+            raise DeleteError(MSG_BUSY if PrearchiveSession.objects.filter(pk=session.pk).exists() else MSG_GONE)
         job_write(session=session, data={"op": "delete", "actor": actor})
 
         def enqueue(session_id: int = session.pk) -> None:

@@ -2,6 +2,7 @@
 style XML (reference/xnat.md §7). Pure functions; the builder stores the results."""
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -79,18 +80,51 @@ class ScanAccumulator:
             "sop_class_uid": sop_class,
         }
 
+    def warnings(self) -> list[str]:
+        f, where = self.first, f"Scan {self.scan_id}: "
+        return value_warnings(((where, "SeriesDate", f.get("series_date", ""), "its start date"),
+                               (where, "SeriesTime", f.get("series_time", ""), "its start time")))
+
 
 def _date(value: str) -> str:
+    """A DICOM DA (YYYYMMDD) as YYYY-MM-DD; '' when absent or not a calendar date (20240230, 20241301,
+    99999999): unknown, as XNAT's session builder makes it (with a warning, see ``value_warnings``)."""
     value = (value or "").strip()
-    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if re.fullmatch(r"\d{8}", value) else ""
+    if not re.fullmatch(r"\d{8}", value):
+        return ""
+    try:
+        return datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8])).isoformat()
+    except ValueError:
+        return ""
 
 
 def _time(value: str) -> str:
+    """A DICOM TM (HH[MM[SS[.F]]]) as HH:MM:SS; '' when absent or out of range (996061)."""
     value = (value or "").strip()
-    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.\d+)?", value)
+    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.\d{1,6})?", value)
     if not m:
         return ""
-    return f"{m.group(1)}:{m.group(2) or '00'}:{m.group(3) or '00'}"
+    hours, minutes, seconds = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
+    if hours > 23 or minutes > 59 or seconds > 60:  # 60: a leap second (PS3.5 TM)
+        return ""
+    return f"{hours:02d}:{minutes:02d}:{min(seconds, 59):02d}"
+
+
+MSG_BAD_VALUE = "{where}{keyword} is not a valid DICOM {vr} value; {what} is unknown."
+
+
+def value_warnings(values: Iterable[tuple[str, str, str, str]]) -> list[str]:
+    """Warnings for header values that were present but could not be read: (where, keyword, value, what)
+    of DA/TM values. The value itself is not repeated (dates can be PHI)."""
+    out = []
+    for where, keyword, value, what in values:
+        if not (value or "").strip():
+            continue
+        vr = "date (DA)" if keyword.endswith("Date") else "time (TM)"
+        parse = _date if keyword.endswith("Date") else _time
+        if not parse(value):
+            out.append(MSG_BAD_VALUE.format(where=where, keyword=keyword, vr=vr, what=what))
+    return out
 
 
 def scan_sort_key(scan_id: str) -> tuple:

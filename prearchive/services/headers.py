@@ -371,10 +371,12 @@ def radiopharmaceutical(ds: Dataset) -> str:
 
 
 def frames(ds: Dataset) -> int:
+    """NumberOfFrames; 1 (unknown) when absent, not a number, or beyond what a row holds."""
     try:
-        return max(1, int(ds.get("NumberOfFrames") or 1))
-    except (TypeError, ValueError):
+        value = max(1, int(ds.get("NumberOfFrames") or 1))
+    except (TypeError, ValueError, OverflowError):
         return 1
+    return value if value < 2**31 else 1
 
 
 def int_or_none(ds: Dataset, keyword: str) -> int | None:
