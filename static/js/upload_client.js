@@ -30,7 +30,11 @@
       var type = r.headers.get("Content-Type") || "";
       var parse = type.indexOf("json") >= 0 ? r.json() : r.text();
       return parse.then(function (data) {
-        if (!r.ok) throw new Error((data && data.error) || ("The server answered " + r.status + "."));
+        if (!r.ok) {
+          var err = new Error((data && data.error) || ("The server answered " + r.status + "."));
+          err.data = data;
+          throw err;
+        }
         return data;
       });
     });
@@ -270,11 +274,32 @@
       });
       go.addEventListener("click", function () {
         showError("");
+        markWrongDates([]);
         var data = bulk ? bulkData(conf, sessions) : singleData(conf, sessions);
         data.dates_unknown = dateBox ? dateBox.checked : false;
         go.disabled = true;
         api("POST", base + "confirm", data).then(function () { $("#uc-review").hidden = true; poll(); })
-          .catch(function (e) { showError(e.message); go.disabled = false; poll(); });
+          .catch(function (e) {
+            showError(e.message); go.disabled = false;
+            if (e.data && e.data.wrong_sessions) markWrongDates(e.data.wrong_sessions);
+            poll();
+          });
+      });
+    }
+    // The sessions whose visit date disagrees with the data: only those rows are marked, the transfer stays.
+    function markWrongDates(keys) {
+      $all(".uc-wrong-date").forEach(function (n) { n.classList.remove("uc-wrong-date"); });
+      $all(".uc-date-note").forEach(function (n) { n.remove(); });
+      $all("input[type=date]").forEach(function (inp) { inp.removeAttribute("aria-invalid"); });
+      keys.forEach(function (key) {
+        var tr = $("#uc-bulk tbody tr[data-key='" + key + "']"), input = tr ? $(".uc-b-date", tr) : $("#uc-visit-date");
+        if (tr) tr.classList.add("uc-wrong-date");
+        if (!input) return;
+        input.setAttribute("aria-invalid", "true");
+        input.classList.add("uc-wrong-date");
+        input.parentNode.appendChild(el("span", { "class": "uc-date-note text-danger uc-small", role: "alert",
+          text: "This date does not match the data." }));
+        if (keys[0] === key) input.focus();
       });
     }
 
@@ -383,12 +408,13 @@
         var sg = sugg[s.key] || {};
         var tracer = tracerSelect(conf, "uc-tracer-" + s.key);
         tracer.hidden = !s.is_pet;
-        var cells = [el("td", {}, [el("input", { type: "checkbox", "class": "uc-include", checked: true })]), el("td", { text: s.key }),
+        var cells = [el("td", {}, [el("input", { type: "checkbox", "class": "uc-include", checked: true, "aria-label": "Upload session " + s.key })]), el("td", { text: s.key }),
           el("td", { text: s.study_date || "" }), el("td", { text: s.modalities.join(", ") }), el("td", { text: String(s.scans.length) }),
           el("td", { text: String(s.files) }), el("td", { "class": "uc-small", text: s.scans.map(function (x) { return x.description; }).filter(Boolean).join("; ") }),
-          el("td", {}, [el("input", { type: "text", "class": "uc-b-subject", value: sg.subject || "" })]),
-          el("td", {}, [el("input", { type: "text", "class": "uc-b-label", value: sg.label || "" })]), el("td", {}, [tracer])];
-        if (conf.require_date) cells.push(el("td", {}, [el("input", { type: "date", "class": "uc-b-date" })]));
+          el("td", {}, [el("input", { type: "text", "class": "uc-b-subject", value: sg.subject || "", "aria-label": "Subject of session " + s.key })]),
+          el("td", {}, [el("input", { type: "text", "class": "uc-b-label", value: sg.label || "", "aria-label": "Session label of session " + s.key })]), el("td", {}, [tracer])];
+        tracer.setAttribute("aria-label", "PET tracer of session " + s.key);
+        if (conf.require_date) cells.push(el("td", {}, [el("input", { type: "date", "class": "uc-b-date", "aria-label": "Visit date of session " + s.key })]));
         var tr = el("tr", { "data-key": s.key }, cells);
         $(".uc-include", tr).addEventListener("change", renderGroups);
         $(".uc-b-subject", tr).addEventListener("change", function () {

@@ -169,11 +169,13 @@ def test_bulk_csv_round_trip_relabels_two_and_drops_a_third(signed_in, live_serv
         assert ds.BurnedInAnnotation == "NO"
 
 
-def test_wrong_visit_date_is_refused(signed_in, live_server, tmp_path, celery_worker, settings):
+def test_wrong_visit_date_is_corrected_on_the_same_transfer(signed_in, live_server, tmp_path, celery_worker,
+                                                              settings):
     page = signed_in
     Project.objects.filter(pk="PROJ1").update(require_date=True)
     upload(page, live_server, zip_of(session_files(tmp_path / "src"), tmp_path / "d.zip"))
     assert "2024-01-15" not in page.inner_text("#uc-review")  # the date to verify is not shown
+    transfer = Transfer.objects.get()
     page.select_option("#uc-subject", "__new__")
     page.fill("#uc-new-subject", "D01")
     page.fill("#uc-label", "D01_MR")
@@ -181,8 +183,45 @@ def test_wrong_visit_date_is_refused(signed_in, live_server, tmp_path, celery_wo
     page.click("#uc-confirm")
     page.wait_for_selector("#uc-error:not([hidden])")
     assert "does not match" in page.inner_text("#uc-error")
-    page.wait_for_function("document.getElementById('uc-state').textContent === 'Failed'")
-    screenshot(page, "upload_client_date_refused")
-    assert Transfer.objects.get().status == Transfer.Status.FAILED
-    assert PrearchiveSession.objects.count() == 0
-    assert [p for p in Path(settings.UPLOAD_TMP_ROOT).rglob("*") if p.is_file()] == []
+    assert page.get_attribute("#uc-visit-date", "aria-invalid") == "true"
+    screenshot(page, "upload_client_date_wrong")
+    assert Transfer.objects.get().status == Transfer.Status.AWAITING  # kept: files, labels, rectangles
+    assert page.input_value("#uc-label") == "D01_MR"
+    page.fill("#uc-visit-date", "2024-01-15")
+    page.click("#uc-confirm")
+    wait_done(page)
+    assert Transfer.objects.get().pk == transfer.pk
+    assert list(PrearchiveSession.objects.values_list("name", flat=True)) == ["D01_MR"]
+    assert AuditEvent.objects.filter(action="upload_client_date_refused").count() == 1
+
+
+def test_in_a_bulk_of_three_only_the_wrong_row_is_marked(signed_in, live_server, tmp_path, celery_worker):
+    page = signed_in
+    Project.objects.filter(pk="PROJ1").update(require_date=True)
+    files = []
+    for n, day in enumerate(("20240110", "20240211", "20240312"), 1):
+        files += session_files(tmp_path / f"src{n}", study_date=day, series=((1, "T1", 1),), PatientID=f"B{n}")
+    upload(page, live_server, zip_of(files, tmp_path / "bulk3.zip"))
+    sessions = Transfer.objects.get().inspection["sessions"]
+    assert len(sessions) == 3
+    dates = {s["key"]: s["study_date"] for s in sessions}
+    wrong_key = sessions[1]["key"]
+    for key, date in dates.items():
+        row = f"#uc-bulk tbody tr[data-key='{key}']"
+        page.fill(f"{row} .uc-b-subject", f"SUB{key}")
+        page.dispatch_event(f"{row} .uc-b-subject", "change")
+        page.fill(f"{row} .uc-b-label", f"SESS{key}")
+        page.fill(f"{row} .uc-b-date", "2023-12-31" if key == wrong_key else date)
+    page.click("#uc-confirm")
+    page.wait_for_selector("tr.uc-wrong-date")
+    marked = page.eval_on_selector_all("#uc-bulk tbody tr.uc-wrong-date", "rows => rows.map(r => r.dataset.key)")
+    assert marked == [wrong_key]
+    assert "1 of the sessions" in page.inner_text("#uc-error")
+    screenshot(page, "upload_client_bulk_wrong_date")
+    assert Transfer.objects.get().status == Transfer.Status.AWAITING
+    for key in dates:  # labels typed survive; only the wrong date is retyped
+        page.fill(f"#uc-bulk tbody tr[data-key='{key}'] .uc-b-label", f"SESS{key}")
+    page.fill(f"#uc-bulk tbody tr[data-key='{wrong_key}'] .uc-b-date", dates[wrong_key])
+    page.click("#uc-confirm")
+    wait_done(page)
+    assert sorted(PrearchiveSession.objects.values_list("name", flat=True)) == sorted(f"SESS{k}" for k in dates)

@@ -96,16 +96,36 @@ def test_new_subject_refused_when_the_project_does_not_allow_it(inspected, membe
     assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.AWAITING
 
 
-def test_wrong_visit_date_is_refused_and_nothing_remains(inspected, member, settings):
+def test_wrong_visit_date_keeps_the_transfer_names_the_session_and_allows_a_correction(inspected, member):
+    # Issue 15: a wrong date no longer throws the upload away; the disagreeing session is named, each try audited.
     transfer = inspected({"require_date": True}, sessions=1)
-    with pytest.raises(ValidationError, match="does not match"):
+    with pytest.raises(importer.VisitDateMismatch, match="does not match") as refused:
         importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
             "key": "s1", "subject": "S1", "label": "S1_MR", "visit_date": "2024-01-16"}]})
+    assert refused.value.wrong == ["s1"] and refused.value.attempts_left == importer.MAX_DATE_ATTEMPTS - 1
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.AWAITING and transfer.date_attempts == 1
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "S1", "label": "S1_MR", "visit_date": "2024-01-15"}]})
+    assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.IMPORTING
+    event = AuditEvent.objects.get(action="upload_client_date_refused")
+    assert event.details["attempt"] == 1 and event.details["wrong_sessions"] == ["s1"]
+
+
+def test_wrong_visit_date_too_often_is_refused_and_nothing_remains(inspected, member, settings):
+    transfer = inspected({"require_date": True}, sessions=1)
+    for attempt in range(1, importer.MAX_DATE_ATTEMPTS + 1):
+        with pytest.raises(ValidationError, match="does not match"):
+            importer.transfer_confirm(transfer=Transfer.objects.get(pk=transfer.pk), user=member, data={"sessions": [{
+                "key": "s1", "subject": "S1", "label": "S1_MR", "visit_date": "2024-01-16"}]})
+        if attempt < importer.MAX_DATE_ATTEMPTS:
+            assert Transfer.objects.get(pk=transfer.pk).status == Transfer.Status.AWAITING
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.FAILED and "does not match" in transfer.error
     assert files_under(settings.UPLOAD_TMP_ROOT) == [] and files_under(settings.PREARCHIVE_ROOT) == []
-    refused = AuditEvent.objects.get(action="upload_client_date_refused")
-    details = str(refused.details)  # neither the date given nor the one in the files (a UUID may hold "2024")
+    events = AuditEvent.objects.filter(action="upload_client_date_refused")
+    assert events.count() == importer.MAX_DATE_ATTEMPTS
+    details = str([e.details for e in events])  # neither the date given nor the one in the files
     assert not any(d in details for d in ("2024-01-16", "20240116", "2024-01-15", "20240115")), details
 
 

@@ -1,8 +1,10 @@
 """Confirm and import a transfer, and render a scan's representative frame for the pixel template editor.
 
 Confirmation checks everything the user chose (subjects, labels, tracers, scans, the scripts' variables,
-the visit dates, the pixel rectangles) before a single file moves; a wrong visit date refuses the upload
-and removes its files at once (so the date cannot be guessed by retrying). The import then runs, per file:
+the visit dates, the pixel rectangles) before a single file moves. A wrong visit date keeps the transfer and
+names the sessions that disagree, so the user can correct them; after MAX_DATE_ATTEMPTS refused tries (each
+audited) the upload is refused and its files removed, so a date cannot be guessed by retrying for ever. The
+import then runs, per file:
 the site and project scripts (with the labels and variables), the scan's pixel template (alterPixels
 rectangles on every frame; Burned In Annotation = NO), and intake with ``prevent_anon``.
 """
@@ -49,6 +51,17 @@ MSG_VARIABLE = "The anonymization scripts do not ask for a variable named {name!
 MSG_DATE_MISSING = "Project {project} requires the visit date of each session (or tick \"I don't know the dates\")."
 MSG_DATE_WRONG = ("The visit date you entered does not match the data. The upload was refused and its files "
                   "removed; check that you chose the right project and session.")
+MSG_DATE_RETRY = ("The visit date does not match the data for {n} of the sessions (marked). Correct it and press "
+                  "Upload again ({left} {tries} left), or discard the upload.")
+MAX_DATE_ATTEMPTS = 3
+
+
+class VisitDateMismatch(ValidationError):
+    """Some sessions' visit dates disagree with the data; the transfer waits for a correction."""
+
+    def __init__(self, message: str, *, wrong: list[str], attempts_left: int):
+        super().__init__(message, code="visit_date")
+        self.wrong, self.attempts_left = wrong, attempts_left
 MSG_RECT = "A pixel rectangle must be four whole numbers: left, top, right, bottom."
 MSG_ANON_FAILED = "the anonymization script failed on this file ({error}); it was not stored"
 MSG_WORK_GONE = "The upload's files are no longer on the server; upload them again."
@@ -136,11 +149,9 @@ def transfer_confirm(*, transfer: Transfer, user, data: dict[str, Any]) -> Trans
         for s in sessions:
             if not s["visit_date"]:
                 raise ValidationError(MSG_DATE_MISSING.format(project=project.pk))
-        if any(s["visit_date"] != by_key[s["key"]]["study_date"] for s in sessions):
-            services.transfer_fail(transfer_id=transfer.pk, reason=MSG_DATE_WRONG, from_statuses=[Status.AWAITING])
-            audit_record(actor=actor, action="upload_client_date_refused", project_id=project.pk,
-                         transfer=str(transfer.pk), sessions=len(sessions))
-            raise ValidationError(MSG_DATE_WRONG)
+        wrong = [s["key"] for s in sessions if s["visit_date"] != by_key[s["key"]]["study_date"]]
+        if wrong:
+            _date_refused(transfer=transfer, actor=actor, wrong=wrong, sessions=len(sessions))
     files_total = sum(sc["files"] for s in sessions for sc in by_key[s["key"]]["scans"] if sc["id"] in s["scans"])
     with transaction.atomic():
         if not Transfer.objects.filter(pk=transfer.pk, status=Status.AWAITING).update(
@@ -155,6 +166,26 @@ def transfer_confirm(*, transfer: Transfer, user, data: dict[str, Any]) -> Trans
         transaction.on_commit(lambda: services._enqueue("upload.client.transfer_import", transfer.pk))
     transfer.refresh_from_db()
     return transfer
+
+
+def _date_refused(*, transfer: Transfer, actor: str, wrong: list[str], sessions: int) -> None:
+    """Count one refused try (a conditional UPDATE, so two tabs cannot both get the last try) and raise."""
+    with transaction.atomic():
+        row = (Transfer.objects.select_for_update().filter(pk=transfer.pk, status=Status.AWAITING)
+               .values_list("date_attempts", flat=True).first())
+        if row is None:
+            raise ValidationError(services.MSG_NOT_NOW.format(status="no longer waiting"))
+        attempt = row + 1
+        Transfer.objects.filter(pk=transfer.pk).update(date_attempts=attempt, updated=timezone.now())
+        audit_record(actor=actor, action="upload_client_date_refused", project_id=transfer.project_id,
+                     transfer=str(transfer.pk), sessions=sessions, wrong_sessions=wrong, attempt=attempt,
+                     attempts_allowed=MAX_DATE_ATTEMPTS)
+    if attempt >= MAX_DATE_ATTEMPTS:
+        services.transfer_fail(transfer_id=transfer.pk, reason=MSG_DATE_WRONG, from_statuses=[Status.AWAITING])
+        raise ValidationError(MSG_DATE_WRONG)
+    left = MAX_DATE_ATTEMPTS - attempt
+    raise VisitDateMismatch(MSG_DATE_RETRY.format(n=len(wrong), left=left, tries="try" if left == 1 else "tries"),
+                            wrong=wrong, attempts_left=left)
 
 
 # ------------------------------------------------------------------ import

@@ -40,6 +40,8 @@ class Transfer(models.Model):
     files_done = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    date_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Confirmations refused for a visit date that does not match the data.")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     import_started = models.DateTimeField(null=True, blank=True)

@@ -29,6 +29,9 @@ def json_view(view):
             return JsonResponse({"error": "Sign in first."}, status=401)
         try:
             return view(request, *args, **kwargs)
+        except importer.VisitDateMismatch as exc:
+            return JsonResponse({"error": " ".join(exc.messages), "wrong_sessions": exc.wrong,
+                                 "attempts_left": exc.attempts_left}, status=400)
         except ValidationError as exc:
             return JsonResponse({"error": " ".join(exc.messages)}, status=400)
         except PermissionDenied as exc:
