@@ -127,6 +127,7 @@ class Program:
     dialect: str  # "6" or "4"
     version: str | None
     statements: list[Node] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)  # variables read before the script sets them
 
 
 @dataclass(slots=True)

@@ -11,15 +11,25 @@ State a site provides to functions (all optional, each defaults to empty):
   fills as files are processed, so one value maps to one UID across every file of the run; a
   caller may pre-fill it (or keep it between runs) to make the mapping stable for longer.
 * ``uid_map`` is the same kind of memo for ``mapReferencedUIDs``, keyed by (prefix, old UID).
+* ``session_labels`` are the labels already taken in the project, for ``makeSessionLabel``'s ``##``.
+* ``time_limit`` is the wall-clock time one application of a script to one file may take.
+
+The two UID memos are what a run remembers between files: :meth:`RunContext.memos_export` and
+:meth:`RunContext.memos_import` move them in and out as plain JSON-ready data, so a caller can keep one
+context per session in a database and give every process that handles the session the same mapping.
 """
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom.dataset import Dataset
+
+from .limits import DEFAULT_TIME_LIMIT_S
 
 
 def _stdout_echo(text: str) -> None:
@@ -35,6 +45,8 @@ class RunContext:
     ``lookup_tables`` holds the tables ``lookup`` reads (see the module docstring).
     ``allow_get_url`` must be turned on by the site before ``getURL`` may fetch anything;
     ``url_fetcher`` replaces the HTTP fetch (tests, or a site's own client).
+    ``session_labels`` (labels taken in the project) and ``time_limit`` (seconds per file): see the
+    module docstring.
     """
 
     uid_map: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -43,6 +55,23 @@ class RunContext:
     allow_get_url: bool = False
     url_fetcher: Callable[[str], str] | None = None
     echo: Callable[[str], None] = _stdout_echo
+    session_labels: Collection[str] = ()
+    time_limit: float = DEFAULT_TIME_LIMIT_S
+
+    def memos_export(self) -> dict[str, Any]:
+        """The UID memos as JSON-ready data: ``{"uid_map": [[prefix, old, new], ...],
+        "mapped_uids": [[value or None, new], ...]}``. The old values are original identifiers: store
+        them as carefully as the files they came from."""
+        return {"uid_map": [[p, old, new] for (p, old), new in self.uid_map.items()],
+                "mapped_uids": [[value, new] for value, new in self.mapped_uids.items()]}
+
+    def memos_import(self, memos: dict[str, Any]) -> None:
+        """Add memos from :meth:`memos_export` (of this or another process); entries already here win,
+        so a UID mapped once keeps its value."""
+        for prefix, old, new in memos.get("uid_map", ()):
+            self.uid_map.setdefault((prefix, old), new)
+        for value, new in memos.get("mapped_uids", ()):
+            self.mapped_uids.setdefault(value, new)
 
 
 @dataclass
@@ -53,7 +82,7 @@ class ApplyResult:
 class Ctx:
     """One application of a script to one dataset."""
 
-    __slots__ = ("ds", "vars", "run", "dialect", "assigned")
+    __slots__ = ("ds", "vars", "run", "dialect", "assigned", "deadline", "var_chars")
 
     def __init__(self, ds: Dataset, variables: dict[str, object], run: RunContext, dialect: str) -> None:
         self.ds = ds
@@ -61,6 +90,8 @@ class Ctx:
         self.run = run
         self.dialect = dialect
         self.assigned: set[int] | None = set() if dialect == "4" else None
+        self.deadline = time.monotonic() + run.time_limit
+        self.var_chars: dict[str, int] = {}
 
 
 # -- lookup tables -------------------------------------------------------------------------------

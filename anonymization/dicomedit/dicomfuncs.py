@@ -20,14 +20,14 @@ _BINARY_VRS = frozenset("OB OD OF OL OV OW UN SQ".split())
 
 
 def delete_path(ds: Dataset, path: TagPath) -> None:
-    """``-path``: remove matching elements, or sequence items for a path ending in ``[n]``/``[%]``."""
+    """``-path``: remove matching elements; for a path ending in ``[n]``/``[%]``, every element of the
+    selected items, leaving the items themselves in place (empty), as XNAT 1.8.7+ does
+    (SequenceOperationsTest.testStandardSequenceDeleteDE6, RemoveTagsTest.testRemoveTagsSequenceItem)."""
     if path.ends_with_item:
-        by_seq: dict[int, tuple[Sequence, set[int]]] = {}
         for seq, index in path.find_items(ds):
-            by_seq.setdefault(id(seq), (seq, set()))[1].add(index)
-        for seq, indexes in by_seq.values():
-            for index in sorted(indexes, reverse=True):
-                del seq[index]
+            item = seq[index]
+            for tag in list(item._dict):
+                del item[tag]
         return
     for container, tag in path.find(ds):
         if tag in container._dict:

@@ -14,7 +14,10 @@ from typing import Any
 
 from .context import Ctx
 from .errors import DicomEditSyntaxError, RejectFile, ScriptRuntimeFault
+from . import jregex
 from .jregex import compile_java
+from .labels import indexed_label
+from .limits import MAX_LIST_ITEMS, MAX_VALUE_CHARS
 from .messageformat import MessageFormatError, compile_pattern, format_compiled
 from .tagpath import TagPath
 from .uids import hash_uid, new_uid, new_uid_with_prefix
@@ -50,6 +53,60 @@ class FunctionSpec:
     def check(self, args: list[Any], fail: Callable[..., DicomEditSyntaxError], tok: Any) -> None:
         if self.checker is not None:
             self.checker(args, fail, tok)
+
+
+# -- size limits ---------------------------------------------------------------------------------
+class ValueList(list):  # type: ignore[type-arg]
+    """A DicomEdit list literal's value; ``leaves`` and ``chars`` count it flat (nested lists included),
+    worked out once when it is built, so ``l := {l, l}`` repeated cannot grow without being noticed."""
+
+    __slots__ = ("leaves", "chars")
+
+
+def too_long(what: str = "value") -> ScriptRuntimeFault:
+    return ScriptRuntimeFault(f"{what} would be longer than the limit of {MAX_VALUE_CHARS:,} characters")
+
+
+def capped(v: Any) -> Any:
+    """``v`` if it is within the value size limit (strings and lists), else a located fault."""
+    if type(v) is str:
+        if len(v) > MAX_VALUE_CHARS:
+            raise too_long()
+    elif isinstance(v, ValueList) and v.chars > MAX_VALUE_CHARS:
+        raise too_long("list")
+    return v
+
+
+def value_list(items: list[Any]) -> ValueList:
+    out = ValueList(items)
+    leaves = chars = 0
+    for item in items:
+        if isinstance(item, ValueList):
+            leaves += item.leaves
+            chars += item.chars
+        elif isinstance(item, list):
+            leaves += len(item)
+            chars += sum(len(x) for x in item if type(x) is str)
+        else:
+            leaves += 1
+            if type(item) is str:
+                chars += len(item)
+    if leaves > MAX_LIST_ITEMS:
+        raise ScriptRuntimeFault(f"list would hold more than the limit of {MAX_LIST_ITEMS:,} values")
+    if chars > MAX_VALUE_CHARS:
+        raise too_long("list")
+    out.leaves, out.chars = leaves, chars
+    return out
+
+
+def value_chars(v: Any) -> int:
+    if type(v) is str:
+        return len(v)
+    if isinstance(v, ValueList):
+        return v.chars
+    if isinstance(v, list):
+        return sum(len(x) for x in v if type(x) is str)
+    return 0
 
 
 # -- argument helpers ----------------------------------------------------------------------------
@@ -112,7 +169,25 @@ def _int_arg(ctx: Ctx, v: Any, what: str) -> int:
         raise ScriptRuntimeFault(f"{what} is not an integer") from None
 
 
-def _regex(pattern: str | None) -> re.Pattern[str]:
+def _time_out() -> ScriptRuntimeFault:
+    return ScriptRuntimeFault("the script's time limit ran out in a regular expression (it backtracks too much)")
+
+
+def regex_fullmatch(ctx: Ctx, rx: Any, s: str) -> Any:
+    try:
+        return jregex.fullmatch(rx, s, ctx.deadline)
+    except jregex.RegexTimeout:
+        raise _time_out() from None
+
+
+def regex_search(ctx: Ctx, rx: Any, s: str) -> Any:
+    try:
+        return jregex.search(rx, s, ctx.deadline)
+    except jregex.RegexTimeout:
+        raise _time_out() from None
+
+
+def _regex(pattern: str | None) -> Any:
     if pattern is None:
         raise ScriptRuntimeFault("regular expression is null")
     try:
@@ -133,7 +208,10 @@ def f_uppercase(ctx: Ctx, a: list[Any]) -> Any:
 
 
 def f_concatenate(ctx: Ctx, a: list[Any]) -> Any:
-    return "".join(s if s is not None else "null" for s in (to_str(ctx, v) for v in flatten(a)))
+    parts = [s if s is not None else "null" for s in (to_str(ctx, v) for v in flatten(a))]
+    if sum(map(len, parts)) > MAX_VALUE_CHARS:
+        raise too_long()
+    return "".join(parts)
 
 
 _FORMAT_CACHE: dict[str, Any] = {}
@@ -150,7 +228,18 @@ def f_format(ctx: Ctx, a: list[Any]) -> Any:
             compiled = compile_pattern(pattern)
             if len(_FORMAT_CACHE) < 4096:
                 _FORMAT_CACHE[pattern] = compiled
-        return format_compiled(compiled, [to_str(ctx, v) for v in values[1:]])
+        args = [to_str(ctx, v) for v in values[1:]]
+        nargs = len(args)
+        estimate = 0
+        for part in compiled:
+            if type(part) is str:
+                estimate += len(part)
+            else:
+                arg = args[part[0]] if part[0] < nargs else None
+                estimate += 2 * len(arg or "") + 8
+        if estimate > MAX_VALUE_CHARS:
+            raise too_long()
+        return format_compiled(compiled, args)
     except MessageFormatError as e:
         raise ScriptRuntimeFault(f"format: {e}") from None
 
@@ -170,7 +259,12 @@ def f_replace(ctx: Ctx, a: list[Any]) -> Any:
     s, find, repl = (to_str(ctx, v) for v in a)
     if s is None:
         return None
-    return s.replace(find or "", repl if repl is not None else "null")
+    find = find or ""
+    repl = repl if repl is not None else "null"
+    count = s.count(find) if find else len(s) + 1
+    if len(s) + count * (len(repl) - len(find)) > MAX_VALUE_CHARS:
+        raise too_long()
+    return s.replace(find, repl)
 
 
 def f_match(ctx: Ctx, a: list[Any]) -> Any:
@@ -179,7 +273,7 @@ def f_match(ctx: Ctx, a: list[Any]) -> Any:
     group = _int_arg(ctx, a[2], "match group")
     if s is None:
         return None
-    m = rx.search(s)
+    m = regex_search(ctx, rx, s)
     if m is None:
         return None
     try:
@@ -191,7 +285,7 @@ def f_match(ctx: Ctx, a: list[Any]) -> Any:
 def f_ismatch(ctx: Ctx, a: list[Any]) -> Any:
     s = to_str(ctx, a[0])
     rx = _regex(to_str(ctx, a[1]))
-    return "true" if s is not None and rx.fullmatch(s) else "false"
+    return "true" if s is not None and regex_fullmatch(ctx, rx, s) else "false"
 
 
 def f_normalize(ctx: Ctx, a: list[Any]) -> Any:
@@ -215,7 +309,7 @@ def f_get_url(ctx: Ctx, a: list[Any]) -> Any:
     url = to_str(ctx, a[0])
     run = ctx.run
     if not run.allow_get_url:
-        raise ScriptRuntimeFault("getURL is disabled on this site")
+        raise ScriptRuntimeFault("getURL is disabled on this site (site setting dicomEditAllowGetUrl)")
     if url is None:
         raise ScriptRuntimeFault("getURL: URL is null")
     if run.url_fetcher is not None:
@@ -224,9 +318,12 @@ def f_get_url(ctx: Ctx, a: list[Any]) -> Any:
         raise ScriptRuntimeFault("getURL accepts only http and https URLs")
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (site-enabled)
-            return resp.read().decode("utf-8", "replace")
+            body = resp.read(MAX_VALUE_CHARS + 1)
     except OSError as e:
         raise ScriptRuntimeFault(f"getURL failed: {type(e).__name__}") from None
+    if len(body) > MAX_VALUE_CHARS:
+        raise too_long("getURL's answer")
+    return body.decode("utf-8", "replace")
 
 
 # -- UIDs ----------------------------------------------------------------------------------------
@@ -266,6 +363,16 @@ def f_lookup(ctx: Ctx, a: list[Any]) -> Any:
         raise ScriptRuntimeFault(f"lookup: no lookup table '{table_name}' was provided for this run")
     key = to_str(ctx, a[1])
     return None if key is None else table.get(key)
+
+
+# -- uploader labels -----------------------------------------------------------------------------
+def f_make_session_label(ctx: Ctx, a: list[Any]) -> Any:
+    """``makeSessionLabel[pattern]``: ``pattern`` with its run of ``#`` replaced by the first visit
+    number not taken in the project (``ctx.run.session_labels``), as XNAT's uploaders do (seed 004)."""
+    pattern = to_str(ctx, a[0])
+    if pattern is None:
+        return None
+    return indexed_label(pattern, ctx.run.session_labels)
 
 
 # -- logic ---------------------------------------------------------------------------------------

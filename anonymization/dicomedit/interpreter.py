@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
@@ -14,8 +16,10 @@ from .context import ApplyResult, Ctx, RunContext
 from .dicomfuncs import delete_path
 from .errors import (DicomEditError, DicomEditRuntimeError, DicomEditSyntaxError, RejectFile,
                      ScriptRuntimeFault)
-from .functions import VOID, to_bool, to_str
+from .functions import (VOID, capped, regex_fullmatch, to_bool, to_str, too_long, value_chars,
+                        value_list)
 from .jregex import compile_java
+from .limits import MAX_VALUE_CHARS, MAX_VARIABLE_CHARS
 from .pixels import append_code
 from .registry import FUNCTIONS
 from .tagpath import TagPath, sequences_of
@@ -26,8 +30,14 @@ Eval = Callable[[Ctx], Any]
 Run = Callable[[Ctx], None]
 
 CODE_MEANING = {"6": "XNAT DicomEdit 6 Script", "4": "XNAT DicomEdit 4 Script"}
+_SOP_CLASS_UID = 0x00080016
 _SOP_INSTANCE_UID = 0x00080018
+_MEDIA_SOP_CLASS_UID = 0x00020002
 _MEDIA_SOP_INSTANCE_UID = 0x00020003
+
+
+def _time_up() -> ScriptRuntimeFault:
+    return ScriptRuntimeFault("the script's time limit ran out")
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -45,7 +55,7 @@ def compile_value(node: A.Node) -> Eval:
         return lambda ctx: path
     if isinstance(node, A.ListLit):
         items = [compile_value(i) for i in node.items]
-        return lambda ctx: [ev(ctx) for ev in items]
+        return lambda ctx: value_list([ev(ctx) for ev in items])
     if isinstance(node, A.NewUID):
         return lambda ctx: new_uid()
     if isinstance(node, A.Call):
@@ -80,8 +90,8 @@ def _compile_call(node: A.Call) -> Eval:
         _check_regex(node.args[1])
     evs = [compile_value(a) for a in node.args]
     if not evs:
-        return lambda ctx: impl(ctx, [])
-    return lambda ctx: impl(ctx, [ev(ctx) for ev in evs])
+        return lambda ctx: capped(impl(ctx, []))
+    return lambda ctx: capped(impl(ctx, [ev(ctx) for ev in evs]))
 
 
 def _check_regex(node: A.Str) -> re.Pattern[str]:
@@ -123,7 +133,7 @@ def compile_condition(cond: A.Condition) -> Callable[[Ctx], bool]:
 
         def matches_const(ctx: Ctx) -> bool:
             s1 = to_str(ctx, left(ctx))
-            return (s1 is not None and rx.fullmatch(s1) is not None) != negate
+            return (s1 is not None and regex_fullmatch(ctx, rx, s1) is not None) != negate
         return matches_const
 
     def matches(ctx: Ctx) -> bool:
@@ -134,10 +144,10 @@ def compile_condition(cond: A.Condition) -> Callable[[Ctx], bool]:
         if pattern is None:
             raise ScriptRuntimeFault("regular expression is null")
         try:
-            found = compile_java(pattern).fullmatch(s1) is not None
+            rx_ = compile_java(pattern)
         except re.error:
             raise ScriptRuntimeFault("invalid regular expression") from None
-        return found != negate
+        return (regex_fullmatch(ctx, rx_, s1) is not None) != negate
     return matches
 
 
@@ -145,7 +155,10 @@ def compile_condition(cond: A.Condition) -> Callable[[Ctx], bool]:
 def _string_for_assign(ctx: Ctx, v: Any) -> str | None:
     if v is VOID:
         raise ScriptRuntimeFault("Assigned value is VOID")
-    return to_str(ctx, v)
+    s = to_str(ctx, v)
+    if s is not None and len(s) > MAX_VALUE_CHARS:
+        raise too_long()
+    return s
 
 
 def _compile_assign(node: A.Assign, dialect: str) -> Run:
@@ -221,6 +234,11 @@ def compile_statement(node: A.Node, dialect: str) -> Run:
             v = ev(ctx)
             if v is VOID:
                 raise ScriptRuntimeFault("Assigned value is VOID")
+            sizes = ctx.var_chars
+            sizes[name] = value_chars(capped(v))
+            if sum(sizes.values()) > MAX_VARIABLE_CHARS:
+                raise ScriptRuntimeFault(f"the script's variables would hold more than the limit of "
+                                         f"{MAX_VARIABLE_CHARS:,} characters")
             ctx.vars[name] = v
         return initialize
     if isinstance(node, A.CallStatement):
@@ -277,6 +295,8 @@ def compile_block(nodes: list[A.Node], dialect: str) -> Run:
         line = 0
         try:
             for line, fn in code:
+                if time.monotonic() > ctx.deadline:
+                    raise _time_up()
                 fn(ctx)
         except ScriptRuntimeFault as e:
             if getattr(e, "line", None) is None:
@@ -297,6 +317,12 @@ class Script:
         self._code: list[tuple[int, Run]] = [
             (n.line, compile_statement(n, self.dialect)) for n in program.statements
         ]
+        self.inputs = _inputs(program)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The names of :attr:`inputs`, in script order."""
+        return [v.name for v in self.inputs]
 
     def apply(self, dataset: Dataset, *, variables: dict[str, str] | None = None,
               run: RunContext | None = None, script_id: str = "1", record: bool = True) -> ApplyResult:
@@ -304,8 +330,11 @@ class Script:
         ctx = Ctx(dataset, dict(variables) if variables else {}, run if run is not None else RunContext(),
                   self.dialect)
         line = 0
+        deadline = ctx.deadline
         try:
             for line, fn in self._code:
+                if time.monotonic() > deadline:
+                    raise _time_up()
                 fn(ctx)
         except RejectFile:
             return ApplyResult(rejected=True)
@@ -325,14 +354,51 @@ class Script:
 
 
 def _sync_file_meta(ds: Dataset) -> None:
-    """Keep (0002,0003) equal to (0008,0018) after the script changed the latter."""
+    """Keep (0002,0003) equal to (0008,0018), and (0002,0002) to (0008,0016), after the script changed
+    the latter (XNAT's Group2Test.testGroup2SyncDE6)."""
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         return
-    raw = ds._dict.get(_SOP_INSTANCE_UID)
-    if raw is None or type(raw) is RawDataElement:
-        return  # absent, or never touched by the script (still undecoded)
-    uid = element_string(ds, _SOP_INSTANCE_UID)
-    if uid is not None and element_string(meta, _MEDIA_SOP_INSTANCE_UID) != uid:
-        elem = DataElement(_MEDIA_SOP_INSTANCE_UID, "UI", UID(uid), already_converted=True)
-        meta._dict[elem.tag] = elem
+    for tag, meta_tag in ((_SOP_INSTANCE_UID, _MEDIA_SOP_INSTANCE_UID), (_SOP_CLASS_UID, _MEDIA_SOP_CLASS_UID)):
+        raw = ds._dict.get(tag)
+        if raw is None or type(raw) is RawDataElement:
+            continue  # absent, or never touched by the script (still undecoded)
+        uid = element_string(ds, tag)
+        if uid is not None and element_string(meta, meta_tag) != uid:
+            elem = DataElement(meta_tag, "UI", UID(uid), already_converted=True)
+            meta._dict[elem.tag] = elem
+
+
+@dataclass(frozen=True)
+class InputVariable:
+    """A variable the script needs from whoever runs it (an uploader's field): ``describe``d, or read
+    before the script sets it (seed 002's ``my_var``). ``label`` is the describe's label or the name."""
+
+    name: str
+    label: str
+    hidden: bool = False
+
+
+def walk_statements(nodes: list[A.Node]):
+    """Every statement of ``nodes``, those inside if blocks and conditionals included, in script order."""
+    for node in nodes:
+        yield node
+        if isinstance(node, A.IfBlock):
+            for _cond, body in node.branches:
+                yield from walk_statements(body)
+            if node.otherwise:
+                yield from walk_statements(node.otherwise)
+        elif isinstance(node, A.Conditional):
+            yield from walk_statements([n for n in (node.then, node.otherwise) if n is not None])
+
+
+def _inputs(program: A.Program) -> list[InputVariable]:
+    found: dict[str, InputVariable] = {}
+    for node in walk_statements(program.statements):
+        if isinstance(node, A.Describe):
+            old = found.get(node.name)
+            found[node.name] = InputVariable(node.name, node.label or (old.label if old else node.name),
+                                             node.hidden or bool(old and old.hidden))
+    for name in program.inputs:
+        found.setdefault(name, InputVariable(name, name))
+    return list(found.values())

@@ -1,7 +1,17 @@
-"""Java regular expressions (java.util.regex) as Python ``re`` patterns, compiled once and cached."""
+"""Java regular expressions (java.util.regex) as patterns of the ``regex`` module, compiled once and cached.
+
+``regex`` rather than ``re``: it recognises many catastrophically backtracking patterns (``^(a+)+$``)
+and answers them at once, and every match takes a timeout, so a script's time limit really stops a
+pattern that does backtrack (issue 16 item 8). The translation below produces ``re`` syntax, which
+``regex`` (in its default, ``re``-compatible mode) reads the same way.
+"""
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
+
+import regex
 
 _CACHE: dict[str, re.Pattern[str]] = {}
 _POSIX = {
@@ -76,11 +86,41 @@ def java_regex_to_python(pattern: str) -> str:
     return "".join(out)
 
 
-def compile_java(pattern: str) -> re.Pattern[str]:
-    """Compile a Java regex; raises re.error for patterns this engine cannot honour."""
+class RegexTimeout(Exception):
+    """A match ran past its deadline and was stopped."""
+
+
+def compile_java(pattern: str) -> Any:
+    """Compile a Java regex (a ``regex`` pattern); raises re.error for patterns this engine cannot honour."""
     compiled = _CACHE.get(pattern)
     if compiled is None:
-        compiled = re.compile(java_regex_to_python(pattern))
+        try:
+            compiled = regex.compile(java_regex_to_python(pattern))
+        except regex.error as e:
+            raise re.error(getattr(e, "msg", None) or str(e)) from None
         if len(_CACHE) < 4096:
             _CACHE[pattern] = compiled
     return compiled
+
+
+def _timeout(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RegexTimeout()
+    return left
+
+
+def fullmatch(rx: Any, s: str, deadline: float) -> Any:
+    """``rx.fullmatch(s)`` (Java ``String.matches``), stopped with RegexTimeout at ``deadline``."""
+    try:
+        return rx.fullmatch(s, timeout=_timeout(deadline))
+    except TimeoutError:
+        raise RegexTimeout() from None
+
+
+def search(rx: Any, s: str, deadline: float) -> Any:
+    """``rx.search(s)`` (Java ``Matcher.find``), stopped with RegexTimeout at ``deadline``."""
+    try:
+        return rx.search(s, timeout=_timeout(deadline))
+    except TimeoutError:
+        raise RegexTimeout() from None

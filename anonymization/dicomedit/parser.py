@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from . import ast as A
 from .errors import DicomEditSyntaxError
+from .limits import MAX_NESTING, MAX_SCRIPT_CHARS
 from .registry import FUNCTIONS, UNSUPPORTED
 from .lexer import KEYWORDS, TagToken, Token, tokenize
 from .tagpath import ALL, TagMatcher, TagPath
 
 KNOWN_VERSIONS = frozenset({"6.0", "6.1", "6.2", "6.3", "6.4", "6.5", "6.6", "6.7", "6.10"})
-XNAT_VARIABLES = frozenset({"project", "subject", "session", "modalityLabel"})
+XNAT_VARIABLES = frozenset({"project", "subject", "session", "modalityLabel", "visit"})
+"""Variables the caller supplies (XNAT's labels; ``visit``: the upload's visit, seed 000)."""
 _COND_OPS = ("=", "!=", "~", "!~")
 _PATH_START = ("TAG", "*", "+", ".")
 _FIRST_STATEMENT = re.compile(r"\A(?:[ \t\f]*(?://[^\n]*)?\r?\n)*[ \t\f]*version(?![A-Za-z0-9_])")
@@ -22,13 +24,20 @@ def detect_dialect(text: str) -> str:
     return "6" if _FIRST_STATEMENT.match(text) else "4"
 
 
-def parse_program(text: str, *, dialect: str | None = None,
-                  variables: Iterable[str] = ()) -> A.Program:
+def parse_program(text: str, *, dialect: str | None = None, variables: Iterable[str] = (),
+                  lookup_tables: Collection[str] | None = None) -> A.Program:
+    """Parse and check ``text``. A variable read before anything sets it is a script input (listed in
+    ``Program.inputs``), as DicomEdit's uploaders treat it. ``lookup_tables``: the names of the lookup
+    tables the script may use (None: not checked)."""
     if dialect is None:
         dialect = detect_dialect(text)
     if dialect not in ("4", "6"):
         raise ValueError("dialect must be '4' or '6'")
-    return _Parser(tokenize(text), dialect, variables).program()
+    if len(text) > MAX_SCRIPT_CHARS:
+        raise DicomEditSyntaxError(f"script is longer than the limit of {MAX_SCRIPT_CHARS:,} characters", 1, 1)
+    parser = _Parser(tokenize(text), dialect, variables)
+    parser.lookup_tables = lookup_tables
+    return parser.program()
 
 
 _PATH_CACHE: dict[tuple[str, str], TagPath] = {}
@@ -56,6 +65,14 @@ class _Parser:
         self.dialect = dialect
         self.defined: set[str] = set(XNAT_VARIABLES) | set(variables)
         self.version: str | None = None
+        self.inputs: dict[str, A.Var] = {}  # read before set: the uploader asks for them
+        self.depth = 0
+        self.lookup_tables: Collection[str] | None = None
+
+    def enter(self, tok: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(tok, f"nested too deeply (more than {MAX_NESTING} levels)")
 
     # -- token helpers ------------------------------------------------------------------------
     def peek(self, k: int = 0) -> Token:
@@ -97,9 +114,12 @@ class _Parser:
             if t.kind not in ("NEWLINE", "EOF"):
                 raise self.fail(t, f"unexpected {t.describe()}: expected end of line")
             self.skip_newlines()
-        return A.Program(self.dialect, self.version, statements)
+        program = A.Program(self.dialect, self.version, statements)
+        program.inputs = list(self.inputs)
+        return program
 
     def block(self) -> list[A.Node]:
+        self.enter(self.peek())
         self.expect("{", "'{'")
         body: list[A.Node] = []
         self.skip_newlines()
@@ -112,6 +132,7 @@ class _Parser:
                 raise self.fail(t, f"unexpected {t.describe()}: expected end of line or '}}'")
             self.skip_newlines()
         self.next()
+        self.depth -= 1
         return body
 
     def statement(self, first: bool = False) -> A.Node:
@@ -297,8 +318,8 @@ class _Parser:
             if self.peek(1).kind == "[":
                 return self.call()
             self.next()
-            if word not in self.defined:
-                raise self.fail(t, f"unknown variable '{word}'")
+            if word not in self.defined and word not in self.inputs:
+                self.inputs[word] = A.Var(t.line, t.column, word)
             return A.Var(t.line, t.column, word)
         raise self.fail(t, f"unexpected {t.describe()}: expected a value")
 
@@ -306,7 +327,9 @@ class _Parser:
         t = self.next()
         if self.dialect == "4":
             raise self.fail(t, "lists are not available in DicomEdit 4.2")
+        self.enter(t)
         items = self._values_until("}")
+        self.depth -= 1
         return A.ListLit(t.line, t.column, items)
 
     def _values_until(self, close: str) -> list[A.Node]:
@@ -334,7 +357,9 @@ class _Parser:
         if spec is None or self.dialect not in spec.dialects:
             raise self.fail(name_tok, f"unknown function '{name}'")
         self.expect("[", "'['")
+        self.enter(name_tok)
         args = self._values_until("]")
+        self.depth -= 1
         n = len(args)
         if n < spec.min_args or (spec.max_args is not None and n > spec.max_args):
             raise self.fail(name_tok, f"{name} takes {spec.arity_text()}, got {n}")
@@ -347,6 +372,9 @@ class _Parser:
                                                arg.line, arg.column) from None
                 args[idx] = A.PathArg(arg.line, arg.column, path)
         spec.check(args, self.fail, name_tok)
+        if name == "lookup" and self.lookup_tables is not None and isinstance(args[0], A.Str) \
+                and args[0].value not in self.lookup_tables:
+            raise self.fail(args[0], f"lookup: there is no lookup table '{args[0].value}'")
         return A.Call(name_tok.line, name_tok.column, name, args)
 
     # -- tag paths ----------------------------------------------------------------------------
@@ -380,6 +408,8 @@ class _Parser:
                 raise self.fail(t, f"unexpected {t.describe()}: expected a tag")
             if self.peek().kind == "/":
                 self.next()
+                if len(steps) >= MAX_NESTING:
+                    raise self.fail(start, f"tag path nested too deeply (more than {MAX_NESTING} levels)")
                 continue
             break
         if steps[-1][0] != "tag":
@@ -397,8 +427,6 @@ class _Parser:
                 raise self.fail(t, "private creator names in tags are DicomEdit 6 only")
             if not odd and last not in "Xx":
                 raise self.fail(t, f"tag {t.text} has a private creator but an even (public) group")
-        elif odd and self.dialect == "6":
-            raise self.fail(
-                t, f"private tag {t.text} needs a private creator: write (gggg,{{creator}}ee)"
-            )
+        # An odd group with a 4-digit element addresses a private element by number, in DE6 too
+        # (XNAT's own DE6 tests delete "(2001,1019)" and set "(00e1,0010)").
         return TagMatcher(tag.group, tag.creator, tag.element, t.text)

@@ -8,6 +8,7 @@ from pydicom import config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .context import Ctx
 from .errors import ScriptRuntimeFault
@@ -51,7 +52,17 @@ def f_alter_pixels(ctx: Ctx, a: list[Any]) -> Any:
         return VOID  # not an image: nothing to clean
     _fill_rectangle(ds, left, top, right, bottom, value)
     _record_cleaning(ds)
+    _explicit_little_endian(ds)
     return VOID
+
+
+def _explicit_little_endian(ds: Dataset) -> None:
+    """Edited pixels are written Explicit VR Little Endian, as XNAT does ("Anon with pixel edits always
+    results in EVLE data", UidsTest.testTransferSyntax): an Implicit VR Little Endian file changes its
+    transfer syntax (the pixel bytes are the same); Explicit VR Little Endian stays."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and getattr(meta, "TransferSyntaxUID", None) == ImplicitVRLittleEndian:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
 def _fill_rectangle(ds: Dataset, left: int, top: int, right: int, bottom: int, value: int) -> None:

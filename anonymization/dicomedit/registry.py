@@ -94,6 +94,8 @@ _SPECS = [
     FunctionSpec("reject", F.f_reject, 0, 0),
     FunctionSpec("normalizeString", F.f_normalize, 1, 2),
     FunctionSpec("alterPixels", f_alter_pixels, 4, 4),
+    # XNAT's uploaders' function (seed 004, reference §5); on the server it only computes the label.
+    FunctionSpec("makeSessionLabel", F.f_make_session_label, 1, 1, BOTH),
     FunctionSpec("collectValues", D.f_collect_values, 0, None, path_args="all"),
     FunctionSpec("blankValues", D.f_blank_values, 0, None),
     FunctionSpec("blankKnownPHI", D.f_blank_values, 0, None),

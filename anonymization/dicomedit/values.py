@@ -52,6 +52,9 @@ def element_string(ds: Dataset, tag: int) -> str | None:
         return None
     if isinstance(value, Sequence):
         return None
+    if elem.VR == "AT":  # dcm4che prints a tag as 8 hex digits (SequenceOperationsTest: "00209056")
+        tags = value if isinstance(value, (list, MultiValue, tuple)) else [value]
+        return "\\".join(f"{int(t):08X}" for t in tags) or None
     if isinstance(value, (list, MultiValue, tuple)):
         if not value:
             return None

@@ -13,7 +13,9 @@ from xnatlite.models import Project, SiteConfig
 BAD_SCRIPTS = [
     ('version "6.1"\n(0010,0010) := "unterminated\n', "2:16:"),
     ('version "6.1"\n(0010,0010) := nosuchfn["x"]\n', "2:16:"),
-    ('version "6.1"\n-(0029,1019)\n', "2:"),
+    # issue 16 item 10: a 5,000-deep nested script is a located error when saved, not a 500
+    ('version "6.1"\n(0010,0010) := ' + "lowercase[" * 5000 + '"x"' + "]" * 5000 + "\n", "2:"),
+    ('version "6.6"\nl := ' + "{" * 5000 + '"x"' + "}" * 5000 + "\n", "2:"),
     ('version "9.9"\n', "1:"),
     ('version "6.1"\n(0010,0010) := (0018,901#)\n', "2:"),
 ]

@@ -65,14 +65,9 @@ def indexed_label_next(*, pattern: str, taken: Iterable[str]) -> str:
     match = _INDEXED.match(pattern)
     if match is None:
         raise LabelError(MSG_BAD_PATTERN.format(pattern=pattern))
-    used = set(taken)
-    width = len(match.group("index"))
-    i = 0
-    while True:
-        label = f"{match.group('open')}{i:0{width}d}{match.group('close')}"
-        if label not in used:
-            return label
-        i += 1
+    from anonymization.dicomedit.labels import indexed_label
+
+    return indexed_label(pattern, taken)
 
 
 def unique_label(proposed: str, taken: Iterable[str]) -> str:

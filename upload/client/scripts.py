@@ -52,17 +52,9 @@ def scripts_for(*, project) -> ScriptSet:
 
 
 def _walk(nodes: Iterable[Any]):
-    from anonymization.dicomedit import ast as A
+    from anonymization.dicomedit.interpreter import walk_statements
 
-    for node in nodes:
-        yield node
-        if isinstance(node, A.IfBlock):
-            for _cond, body in node.branches:
-                yield from _walk(body)
-            if node.otherwise:
-                yield from _walk(node.otherwise)
-        elif isinstance(node, A.Conditional):
-            yield from _walk([n for n in (node.then, node.otherwise) if n is not None])
+    return walk_statements(list(nodes))
 
 
 def _compile(which: str, text: str, label: str = ""):

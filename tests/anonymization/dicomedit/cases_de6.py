@@ -155,8 +155,10 @@ CASES: list[dict] = [
                  "(0018,0026)[0]/(0010,0020)": "NESTED1"}),  # ✓ sequenceItemWildcard
     dict(name="sequence_no_index_every_item", script=V + 'removeTags[(0018,0026)/(0018,0034)]',
          expect={"(0018,0026)[0]/(0018,0034)": ABSENT, "(0018,0026)[1]/(0018,0034)": ABSENT}),
+    # XNAT >= 1.8.7 empties the item and keeps it (StandardSequenceDeleteScript; DE-91)
     dict(name="sequence_item_delete", script=V + '-(0008,1115)[0]',
-         expect={"(0008,1115)[0]/(0008,1155)": "1.2.3.4.5.6", "(0008,1115)[1]": ABSENT}),  # ✓
+         expect={"(0008,1115)[0]/(0008,1155)": ABSENT, "(0008,1115)[1]/(0008,1155)": "1.2.3.4.5.6",
+                 "(0008,1115)[2]": ABSENT}),  # ✓
     dict(name="level_plus_any_depth_below_top", script=V + '-+/(0010,0020)',
          expect={"(0010,0020)": "PID123", "(0018,0026)[0]/(0010,0020)": ABSENT,
                  "(0018,0026)[1]/(0018,0029)[0]/(0010,0020)": ABSENT}),

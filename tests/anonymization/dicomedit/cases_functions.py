@@ -195,4 +195,8 @@ CASES: list[dict] = [
     dict(name="fn_scaleAge_months_and_one_day_over", script=SCALE, base=False,
          input={"(0010,1010)": ("AS", "999M"), "(0010,0030)": ("DA", "19110131"), "(0008,0020)": ("DA", "20000131")},
          expect={"(0010,1010)": "999M", "(0010,0030)": "19110201"}),
+    # seed 004: XNAT's uploader function; with no labels taken the visit number is 00
+    dict(name="make_session_label", vars={"subject": "S1", "modalityLabel": "MR"},
+         script=V + 'session := makeSessionLabel[format["{0}_v##_{1}", subject, lowercase[modalityLabel]]]\n'
+                    '(0008,103E) := session', expect={"(0008,103E)": "S1_v00_mr"}),
 ]

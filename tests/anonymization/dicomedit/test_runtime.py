@@ -61,7 +61,7 @@ def test_runtime_error_inside_block_names_inner_line() -> None:
 
 def test_get_url_is_off_unless_enabled() -> None:
     err = _runtime_error('version "6.1"\n(0008,1030) := getURL["http://127.0.0.1:9/x"]')
-    assert str(err) == "line 2: getURL is disabled on this site"
+    assert str(err) == "line 2: getURL is disabled on this site (site setting dicomEditAllowGetUrl)"
     ds = Dataset()
     run = RunContext(allow_get_url=True, url_fetcher=lambda url: "SITE1")
     parse('version "6.1"\n(0008,1030) := getURL["http://x/siteId"]').apply(ds, variables={}, run=run)
