@@ -13,11 +13,12 @@ MSG_USER_NOT_ADMIN = "The user '{name}' is not a site administrator."
 MSG_NO_AUTO_ARCHIVE = "Projects may not auto-archive on this site (projectAllowAutoArchive is off)."
 
 
-def validate_script(text: str) -> None:
-    """Raise ValidationError("LINE:COL: message") if the DicomEdit script does not parse."""
+def validate_script(text: str, project_id: str | None = None) -> None:
+    """Raise ValidationError("LINE:COL: message") if the DicomEdit script does not parse, or uses a lookup
+    table that the site (``project_id`` None) or that project does not have."""
     from anonymization.services import script_validate
 
-    script_validate(text=text)
+    script_validate(text=text, project_id=project_id)
 
 
 def validate_series_filter(*, mode: str, text: str) -> None:
@@ -87,7 +88,7 @@ class ProjectForm(forms.ModelForm):
 
     def clean_anon_script(self) -> str:
         text = self.cleaned_data["anon_script"]
-        validate_script(text)
+        validate_script(text, None if self.instance._state.adding else self.instance.pk)
         return text
 
     def clean_prearchive_code(self) -> int:

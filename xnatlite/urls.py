@@ -24,6 +24,7 @@ urlpatterns = [
     path("upload/client/", include("upload.client.urls")),
     path("", include("upload.client.api_urls")),
     path("", include("upload.urls")),
+    path("", include("anonymization.urls")),  # DicomEdit lookup tables
     # Review and archive, the archive's data REST (before prearchive.urls: it serves POST/DELETE on the
     # prearchive session path, GET delegated)
     path("", include("xnatlite.archive.urls")),

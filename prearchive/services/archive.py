@@ -251,7 +251,7 @@ def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, o
     script = None if client_anonymized else _project_script(target.project_id)
     variables = {"project": target.project_id, "subject": target.subject, "session": target.label,
                  "modalityLabel": _modality_label(session)}
-    run = _run_context()
+    run = _run_context(target.project_id)
     base = session_dir(session)
     rows = list(PrearchiveFile.objects.filter(session=session).order_by("scan_id", "instance_number", "pk")
                 .values_list("pk", "relative_path", "scan_id", "series_instance_uid"))
@@ -312,14 +312,13 @@ def _project_script(project_id: str):
         raise _Stop(Status.ERROR, MSG_SCRIPT.format(detail=_first_line(exc))) from None
 
 
-def _run_context():
+def _run_context(project_id: str):
+    """The project script's context: the project's and the site's lookup tables, the getURL setting."""
     try:
-        from anonymization.dicomedit.context import RunContext
+        from anonymization.services import run_context_for
     except ImportError:
         return None
-    from xnatlite.selectors import dicomedit_allow_get_url
-
-    return RunContext(echo=lambda text: None, allow_get_url=dicomedit_allow_get_url())
+    return run_context_for(project_id=project_id, echo=lambda text: None)
 
 
 def _modality_label(session: PrearchiveSession) -> str:

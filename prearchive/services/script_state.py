@@ -146,15 +146,17 @@ class SessionScriptContext:
     """The script context of one session for one script: a RunContext whose memos are the session's rows,
     and the ``echo`` lines of the runs since the last ``take_echoes``."""
 
-    def __init__(self, *, scope: str, allow_get_url: bool = False) -> None:
+    def __init__(self, *, scope: str, allow_get_url: bool = False, project_id: str | None = None) -> None:
         from anonymization.dicomedit.context import RunContext
+        from anonymization.services import lookup_tables_for
 
         self.scope = scope
         self.echoes: list[str] = []
         self.uid_map = DbMemo(scope, "ref", _cache_for(scope, "ref"))
         self.mapped_uids = DbMemo(scope, "uid", _cache_for(scope, "uid"))
+        # lookup[] reads the site's tables (and, for a project script, the project's over them)
         self.run = RunContext(uid_map=self.uid_map, mapped_uids=self.mapped_uids, echo=self.echoes.append,
-                              allow_get_url=allow_get_url)
+                              allow_get_url=allow_get_url, lookup_tables=lookup_tables_for(project_id=project_id))
 
     def discard(self) -> None:
         """Forget what the last run mapped and echoed (the file was not kept, or is run again)."""
@@ -200,7 +202,7 @@ def site_context(*, study_uid: str, allow_get_url: bool | None = None) -> Sessio
 def project_context(*, project_id: str, study_uid: str, allow_get_url: bool | None = None) -> SessionScriptContext:
     """The project script's context for one session (archive, relabel, re-anonymize)."""
     return SessionScriptContext(scope="project:" + phi_hmac(f"{project_id}{_SEP}{study_uid}", purpose="scope"),
-                                allow_get_url=_allow_get_url(allow_get_url))
+                                allow_get_url=_allow_get_url(allow_get_url), project_id=project_id)
 
 
 def _allow_get_url(given: bool | None) -> bool:

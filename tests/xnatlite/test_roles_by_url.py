@@ -38,6 +38,11 @@ RULES: dict[str, tuple[int, ...]] = {
     "data/JSESSION": (401, 200, 200, 200, 200, 200),
     "data/auth": (401, 200, 200, 200, 200, 200),
     "data/config/anon/script": (401, 200, 200, 200, 200, 200),
+    # DicomEdit lookup tables: the site's for site admins, a project's for its owners (and site admins)
+    "data/config/anon/lookup": (401, 403, 403, 403, 403, 200),
+    "data/config/anon/lookup/{name}": (401, 403, 403, 403, 403, 404),
+    "data/projects/{project_id}/config/anon/lookup": (401, 404, 403, 403, 200, 200),
+    "data/projects/{project_id}/config/anon/lookup/{name}": (401, 404, 403, 403, 404, 404),
     "data/config/projects/{project_id}/applet/{name}": (401, 404, 200, 200, 200, 200),
     "data/prearchive": (401, 200, 200, 200, 200, 200),
     "data/prearchive/projects": (401, 200, 200, 200, 200, 200),

@@ -92,7 +92,10 @@ class Anonymizer:
         from xnatlite.selectors import dicomedit_allow_get_url
 
         self.echoes: list[str] = []  # what the scripts echo: for the session's processing record, never stdout
-        self.run = RunContext(echo=self.echoes.append, allow_get_url=dicomedit_allow_get_url())
+        from anonymization.services import lookup_tables_for
+
+        self.run = RunContext(echo=self.echoes.append, allow_get_url=dicomedit_allow_get_url(),
+                              lookup_tables=lookup_tables_for(project_id=self.variables.get("project") or None))
 
     def take_echoes(self) -> list[str]:
         lines, self.echoes[:] = list(self.echoes), []

@@ -73,7 +73,7 @@ def project_anon_script_set(*, project: Project, actor: str, text: str | None = 
     from anonymization.services import script_validate
 
     if text is not None and text.strip():
-        script_validate(text=text)
+        script_validate(text=text, project_id=project.pk)
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project.pk)
         if text is not None:
@@ -100,13 +100,11 @@ def _script_for(project: Project):
 def _rewrite(*, src: Path, dst: Path, script, variables: dict[str, str]) -> None:
     """Copy the session folder ``src`` to ``dst`` (which must not exist), applying ``script`` to each DICOM
     file; written under a partial name and renamed into place."""
-    from anonymization.dicomedit.context import RunContext
+    from anonymization.services import run_context_for
 
     partial = dst.with_name(f".{dst.name}.rewrite")
     shutil.rmtree(partial, ignore_errors=True)
-    from xnatlite.selectors import dicomedit_allow_get_url
-
-    run = RunContext(echo=lambda text: None, allow_get_url=dicomedit_allow_get_url())
+    run = run_context_for(project_id=variables.get("project") or None, echo=lambda text: None)
     for folder, _dirs, names in os.walk(src):
         rel = Path(folder).relative_to(src)
         for name in names:

@@ -1,6 +1,7 @@
 """The seeds' own scripts are accepted and do what the seeds say (issue 14 item 1, engine side)."""
 from __future__ import annotations
 
+import pytest
 from pydicom.dataset import Dataset
 
 from anonymization.dicomedit import RunContext, parse
@@ -29,6 +30,7 @@ def _ds() -> Dataset:
 XNAT = {"project": "P1", "subject": "111", "session": "111_MR1", "modalityLabel": "MR"}
 
 
+@pytest.mark.django_db
 def test_seed_004_script_is_saved_and_computes_the_visit_label() -> None:
     script_validate(text=SEED_004)  # raised "4:12: unknown function 'makeSessionLabel'" before
     script = parse(SEED_004)
@@ -53,6 +55,7 @@ def test_session_variable_is_set_by_make_session_label_for_later_statements() ->
     assert ds.SeriesDescription == "111_v01_mr" and ds.PatientID == "111_MR1"
 
 
+@pytest.mark.django_db
 def test_seed_002_unknown_variable_is_an_input_the_uploader_asks_for() -> None:
     script_validate(text=SEED_002)  # raised "1:16: unknown variable 'my_var'" before
     script = parse(SEED_002)
