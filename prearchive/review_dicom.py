@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 THUMB_SIZE = 160
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -111,3 +112,49 @@ def burned_in_flags(*, modality: str, sop_class_uid: str, image_type: str, path:
             if any(k in value.upper() for k in ("SECONDARY", "SCREEN", "SAVE")):
                 flags.append(f"image type {value}")
     return flags
+
+
+# ------------------------------------------------------------------ labels that look like patient identifiers
+
+_IDENTITY_TAGS = ["PatientName", "PatientID", "OtherPatientIDs"]
+MIN_IDENTIFIER_CHARS = 3
+
+
+def _squash(value: str) -> str:
+    return "".join(ch for ch in str(value).casefold() if ch.isalnum())
+
+
+def _identifiers(path: Path) -> dict[str, list[str]]:
+    """The patient's name (whole and by component) and IDs of one file, squashed (case and punctuation
+    dropped), read from the header only."""
+    ds = dcmread(path, stop_before_pixels=True, specific_tags=_IDENTITY_TAGS)
+    name = str(ds.get("PatientName", "") or "")
+    parts = [p for p in name.replace("^", " ").replace("=", " ").split() if p]
+    ids = [str(ds.get("PatientID", "") or "")]
+    other = ds.get("OtherPatientIDs", "")
+    ids += [str(v) for v in other] if isinstance(other, MultiValue) else [str(other or "")]
+    found = {"name": [_squash(name)] + [_squash(p) for p in parts], "ID": [_squash(i) for i in ids]}
+    return {k: [v for v in vs if len(v) >= MIN_IDENTIFIER_CHARS] for k, vs in found.items()}
+
+
+def label_identifier_warnings(*, path: Path, labels: dict[str, str]) -> list[str]:
+    """Warnings for labels equal to, or containing, the patient's name or ID in the file's header, e.g.
+    {"subject": "Doe_John1"} -> ["The subject label contains the patient's name."]. The values themselves are
+    never repeated in the message."""
+    try:
+        found = _identifiers(path)
+    except Exception:  # noqa: BLE001 - an unreadable file: nothing to compare with
+        return []
+    warnings = []
+    for what, label in labels.items():
+        squashed = _squash(label)
+        if not squashed:
+            continue
+        for kind, values in found.items():
+            if any(squashed == v for v in values):
+                warnings.append(f"The {what} label is the patient's {kind}.")
+                break
+            if any(v in squashed for v in values):
+                warnings.append(f"The {what} label contains the patient's {kind}.")
+                break
+    return warnings

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from prearchive.models import UNASSIGNED, PrearchiveFile, PrearchiveSession
-from prearchive.review_dicom import burned_in_flags, header_rows, thumbnail_png
+from prearchive.review_dicom import burned_in_flags, header_rows, label_identifier_warnings, thumbnail_png
 from prearchive.services.archive import ArchiveError, session_archive_progress, session_archive_request
 from prearchive.services.conflicts import OVERWRITE_MODES
 from prearchive.services.delete import DeleteError, session_delete_request
@@ -291,6 +291,9 @@ class ArchiveForm(forms.Form):
                                   help_text="none: stop if the session exists; append: add to it; "
                                             "delete: replace it.")
     tracer = forms.CharField(label="PET tracer", max_length=64, required=False)
+    labels_checked = forms.BooleanField(
+        label="I checked: these labels do not identify the patient", required=False,
+        help_text="Asked when a label equals or contains the patient's name or ID from the DICOM headers.")
 
     def __init__(self, *args, projects: list[str], tracers: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -309,6 +312,11 @@ def session_archive_form(request: HttpRequest, pk: int) -> HttpResponse:
     initial = {"project": session.project_id or "", "subject": session.subject, "label": session.name,
                "overwrite": overwrite if overwrite in OVERWRITE_MODES else "none", "tracer": session.pet_tracer}
     form = ArchiveForm(request.POST or None, initial=initial, projects=projects, tracers=tracers)
+    warnings = _label_warnings(session, request.POST.get("subject", session.subject) if request.method == "POST"
+                               else session.subject,
+                               request.POST.get("label", session.name) if request.method == "POST" else session.name)
+    if request.method == "POST" and form.is_valid() and warnings and not form.cleaned_data.get("labels_checked"):
+        form.add_error("labels_checked", "These labels look like patient identifiers: change them, or tick this box.")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -321,7 +329,15 @@ def session_archive_form(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Archive queued.")
             return redirect("prearchive-session", pk=pk)
-    return render(request, "prearchive/archive_form.html", {"s": session, "form": form})
+    return render(request, "prearchive/archive_form.html", {"s": session, "form": form, "label_warnings": warnings})
+
+
+def _label_warnings(session: PrearchiveSession, subject: str, label: str) -> list[str]:
+    """Whether the labels look like the patient's name or ID (read from one file's header)."""
+    row = PrearchiveFile.objects.filter(session=session).order_by("pk").values_list("relative_path", flat=True).first()
+    if row is None:
+        return []
+    return label_identifier_warnings(path=session_dir(session) / row, labels={"subject": subject, "session": label})
 
 
 def _request_action(*, request: HttpRequest, session, action: str, actor: str, allowed: tuple[str, ...]) -> bool:
