@@ -9,7 +9,6 @@ chosen session label before the script is compiled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
 
 from .labels import LabelError, script_session_expression, script_with_label
 
@@ -51,12 +50,6 @@ def scripts_for(*, project) -> ScriptSet:
     return ScriptSet(texts=texts)
 
 
-def _walk(nodes: Iterable[Any]):
-    from anonymization.dicomedit.interpreter import walk_statements
-
-    return walk_statements(list(nodes))
-
-
 def _compile(which: str, text: str, label: str = ""):
     from anonymization.dicomedit import DicomEditError
     from anonymization.services import script_compile
@@ -68,17 +61,17 @@ def _compile(which: str, text: str, label: str = ""):
 
 
 def describe_variables(*, scripts: ScriptSet) -> list[Variable]:
-    """Every variable the scripts declare with ``describe`` (hidden ones flagged), in script order."""
-    from anonymization.dicomedit import ast as A
-
+    """Every variable the scripts ask for, in script order: those declared with ``describe`` (hidden ones
+    flagged) and those read before the script sets them (seed 002's ``my_var``): the engine's
+    ``Script.inputs``."""
     found: dict[str, Variable] = {}
     for which, text in scripts.texts:
         script = _compile(which, text)
-        for node in _walk(script.program.statements):
-            if isinstance(node, A.Describe) and node.name not in found:
-                found[node.name] = Variable(node.name, node.label or node.name, node.hidden)
-            elif isinstance(node, A.Describe) and node.hidden:
-                found[node.name].hidden = True
+        for var in script.inputs:
+            if var.name not in found:
+                found[var.name] = Variable(var.name, var.label, var.hidden)
+            elif var.hidden:
+                found[var.name].hidden = True
     return list(found.values())
 
 
