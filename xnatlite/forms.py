@@ -7,6 +7,9 @@ from django.core.exceptions import ValidationError
 
 from .models import FilterMode, Project, SiteConfig
 
+MSG_SUBJECT_SCHEME = "{value!r} is not a subject labeling scheme; use one of: {known} (or leave it empty)."
+MSG_SESSION_SCHEME = ("{value!r} is not a session labeling scheme; use one of: {known}, or a "
+                      "makeSessionLabel[...] expression (or leave it empty).")
 MSG_USER_MISSING = "The user '{name}' does not exist."
 MSG_USER_INACTIVE = "The user '{name}' is disabled and cannot log in."
 MSG_USER_NOT_ADMIN = "The user '{name}' is not a site administrator."
@@ -30,6 +33,32 @@ def validate_series_filter(*, mode: str, text: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
+# Help written for xnatlite where XNAT's text names pages xnatlite does not have ("Upload > Images", the
+# Upload Assistant download). Kept in the form, so the model (and its migrations) keep XNAT's wording.
+SITE_HELP = {
+    "ui_hide_compressed_uploader_upload_option":
+        'Hidden: the "Upload" link (the compressed uploader page) leaves the top bar. The DICOM-zip importer '
+        "(/data/services/import) and \"Upload sessions\" stay available either way.",
+    "ui_hide_xnat_upload_assistant_download":
+        "xnatlite offers no Upload Assistant download; this setting is kept for XNAT clients that read it "
+        "and changes nothing here.",
+    "sitewide_pet_tracers":
+        "The site-wide list of PET tracers, separated by whitespace; a project may replace it. When a PET "
+        'session is uploaded ("Upload sessions") or archived, the tracer is chosen from this list.',
+}
+BYTE_FIELDS = ("upload_max_bytes",)
+
+
+def _min_from_validators(field, model_field) -> None:
+    """Show the true minimum (a PositiveIntegerField says 0 even when a validator asks for 1)."""
+    from django.core.validators import MinValueValidator
+
+    limits = [v.limit_value for v in model_field.validators if isinstance(v, MinValueValidator)]
+    if limits and isinstance(field, forms.IntegerField):
+        field.min_value = max(limits)
+        field.widget.attrs["min"] = max(limits)
+
+
 class SiteConfigForm(forms.ModelForm):
     class Meta:
         model = SiteConfig
@@ -41,7 +70,16 @@ class SiteConfigForm(forms.ModelForm):
         }
 
     def __init__(self, *args, **kwargs):
+        from django.template.defaultfilters import filesizeformat
+
         super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            field.help_text = SITE_HELP.get(name, field.help_text)
+            _min_from_validators(field, SiteConfig._meta.get_field(name))
+        for name in BYTE_FIELDS:
+            value = self.initial.get(name) if name in self.fields else None
+            if isinstance(value, int):
+                self.fields[name].help_text += f" Now {value:,} bytes ({filesizeformat(value)})."
         if "sitewide_pet_mr" in self.fields:
             self.fields["sitewide_pet_mr"].choices = [("", "Default: create as PET/MR session")] + [
                 c for c in self.fields["sitewide_pet_mr"].choices if c[0]
@@ -101,6 +139,23 @@ class ProjectForm(forms.ModelForm):
                 and not site_config_get().project_allow_auto_archive:
             raise ValidationError(MSG_NO_AUTO_ARCHIVE)
         return code
+
+    def clean_default_subject_labeling_scheme(self) -> str:
+        from upload.client.labels import SUBJECT_SCHEMES
+
+        value = (self.cleaned_data.get("default_subject_labeling_scheme") or "").strip()
+        if value and value not in SUBJECT_SCHEMES:
+            raise ValidationError(MSG_SUBJECT_SCHEME.format(value=value[:80], known=", ".join(SUBJECT_SCHEMES)))
+        return value
+
+    def clean_default_session_labeling_scheme(self) -> str:
+        from upload.client.labels import MAKE_SESSION_LABEL, SESSION_SCHEMES, make_session_label_find
+
+        value = (self.cleaned_data.get("default_session_labeling_scheme") or "").strip()
+        if value and value not in SESSION_SCHEMES and not (MAKE_SESSION_LABEL in value
+                                                           and make_session_label_find(value)):
+            raise ValidationError(MSG_SESSION_SCHEME.format(value=value[:80], known=", ".join(SESSION_SCHEMES)))
+        return value
 
     def clean(self):
         data = super().clean()
