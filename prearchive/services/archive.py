@@ -127,6 +127,40 @@ def session_archive_request(*, session: PrearchiveSession, actor: str, project_i
         _enqueue(session.pk)
 
 
+def session_commit(*, session: PrearchiveSession, actor: str, subject: str = "", label: str = "",
+                   tracer: str = "", overwrite: str = "") -> str | None:
+    """``?action=commit`` (XNAT: finish the upload): build now; an auto-archive session is archived with the
+    request's subject, label, tracer and overwrite; any other stays READY and keeps them for its archive
+    (subject, label and overwrite on the row; the tracer as the session's tracer). Returns the build's
+    status (None: someone else owns the session)."""
+    from prearchive.services.builder import auto_archive_wanted, session_build
+
+    S = Status
+    status = session_build(session_id=session.pk, auto_archive=False,
+                           expected=(S.RECEIVING, S.READY, S.CONFLICT, S.ERROR, S.QUEUED_BUILDING))
+    if status != S.READY:
+        return status
+    row = PrearchiveSession.objects.select_related("project").get(pk=session.pk)
+    if auto_archive_wanted(row):
+        session_archive_request(session=row, actor=actor or "auto-archive", subject=subject or None,
+                                label=label or None, tracer=tracer,
+                                overwrite=overwrite_normalize(overwrite) if overwrite else _default_overwrite(row))
+        return S.QUEUED_ARCHIVING
+    changes: dict[str, Any] = {}
+    if subject:
+        changes["subject"] = subject
+    if label and not PrearchiveSession.objects.filter(project_id=row.project_id, tag=row.tag, name=label).exclude(
+            pk=row.pk).exists():
+        changes["name"] = label
+    if tracer:
+        changes["pet_tracer"] = tracer
+    if overwrite:
+        changes["overwrite"] = overwrite_normalize(overwrite)
+    if changes:
+        PrearchiveSession.objects.filter(pk=row.pk, status=S.READY).update(**changes)
+    return status
+
+
 def target_for(session: PrearchiveSession) -> Target:
     job = job_read(session) or {}
     return Target(

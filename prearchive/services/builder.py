@@ -51,9 +51,11 @@ MSG_ANON_FAILED = ("{count} file(s) were refused because the site-wide anonymiza
                    "they were not stored. Fix the script and send them again.")
 
 
-def session_build(*, session_id: int, expected: tuple[str, ...] = (Status.QUEUED_BUILDING,)) -> str | None:
+def session_build(*, session_id: int, expected: tuple[str, ...] = (Status.QUEUED_BUILDING,),
+                  auto_archive: bool = True) -> str | None:
     """Claim the session from one of ``expected`` and build it. Returns the final status, or None when
-    the session was not in an expected status (someone else owns it).
+    the session was not in an expected status (someone else owns it). ``auto_archive=False``: a READY
+    auto-archive session is not handed to the archive job (the caller does it, with its parameters).
 
     The build holds the session's job lock (services/joblock.py) from before the claim to the end, so
     "BUILDING and the lock is free" means the builder died, and services/recover.py queues the build again."""
@@ -68,7 +70,7 @@ def session_build(*, session_id: int, expected: tuple[str, ...] = (Status.QUEUED
             return None
         status = _build(session_id=session_id)
     # After the lock is released: the archive job takes the same lock and would find it busy.
-    if status == Status.READY:
+    if status == Status.READY and auto_archive:
         session = PrearchiveSession.objects.select_related("project").filter(pk=session_id).first()
         if session is not None and auto_archive_wanted(session):
             auto_archive_enqueue(session_id=session_id)

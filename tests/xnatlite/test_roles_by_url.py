@@ -56,6 +56,14 @@ RULES: dict[str, tuple[int, ...]] = {
     "data/projects/{project_id}/prearchive_code/{code}": (401, 404, 405, 405, 405, 405),
     "data/projects/{project_id}/quarantine_code": (401, 404, 200, 200, 200, 200),
     "data/projects/{project_id}/quarantine_code/{code}": (401, 404, 405, 405, 405, 405),
+    # The desktop client's config paths (xnatlite/archive/api_config.py).
+    "data/config/applet/{name}": (401, 200, 200, 200, 200, 200),
+    "data/config/separatePETMR/config": (401, 200, 200, 200, 200, 200),
+    "data/config/seriesImportFilter/config": (401, 200, 200, 200, 200, 200),
+    "data/config/tracers/tracers": (401, 200, 200, 200, 200, 200),
+    "data/projects/{project_id}/config/separatePETMR/config": (401, 404, 200, 200, 200, 200),
+    "data/projects/{project_id}/config/seriesImportFilter/config": (401, 404, 200, 200, 200, 200),
+    "data/projects/{project_id}/config/tracers/tracers": (401, 404, 200, 200, 200, 200),
     # The archive's data REST and XNAT's schemas (xnatlite/archive/api_rest.py, api_schemas.py).
     "data/experiments": (401, 200, 200, 200, 200, 200),
     "data/experiments/{experiment}": (401, 404, 200, 200, 200, 200),

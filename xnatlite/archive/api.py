@@ -104,7 +104,7 @@ def prearchive_session(request: HttpRequest, project: str, timestamp: str, folde
             session_rebuild_request(session=session, actor=actor)
             return uri_list(session.uri)
         if action == "commit":
-            return _commit(session)
+            return _commit(session, params, actor)
         if action == "move":
             new_project = _one(params, "newProject")
             refused = _move_target_refused(request, new_project)
@@ -136,12 +136,13 @@ def _move_target_refused(request: HttpRequest, new_project: str) -> HttpResponse
     return None
 
 
-def _commit(session: PrearchiveSession) -> HttpResponse:
-    """Build now; the builder hands an auto-archive session to the archive job."""
-    from prearchive.services.builder import session_build
+def _commit(session: PrearchiveSession, params, actor: str) -> HttpResponse:
+    """Build now, with the request's subject, label, tracer and overwrite (services/archive.session_commit)."""
+    from prearchive.services.archive import session_commit
 
-    status = session_build(session_id=session.pk, expected=(Status.RECEIVING, Status.READY, Status.CONFLICT,
-                                                            Status.ERROR, Status.QUEUED_BUILDING))
+    status = session_commit(session=session, actor=actor, subject=_one(params, "subject_ID", "subject"),
+                            label=_one(params, "label", "session"), tracer=_one(params, *TRACER_FIELDS),
+                            overwrite=_one(params, "overwrite"))
     if status is None:
         return rest.text("Session document locked: an operation is in progress.\n", status=409)
     return uri_list(session.uri)

@@ -31,20 +31,23 @@ def _body(request: HttpRequest) -> str:
     return request.body.decode("utf-8", errors="replace")
 
 
-def _config_row(*, path: str, project: str, contents: str, enabled: bool) -> dict:
-    return {"tool": "anon", "path": path, "project": project, "user": "", "create_date": "", "reason": "",
+def _config_row(*, path: str, project: str, contents: str, enabled: bool, tool: str = "anon") -> dict:
+    return {"tool": tool, "path": path, "project": project, "user": "", "create_date": "", "reason": "",
             "contents": contents, "unversioned": "false", "version": "1",
             "status": "enabled" if enabled else "disabled"}
 
 
-def _config_get(request: HttpRequest, *, path: str, project: str, contents: str, enabled: bool) -> HttpResponse:
+def config_get(request: HttpRequest, *, path: str, project: str, contents: str, enabled: bool,
+               tool: str = "anon") -> HttpResponse:
+    """XNAT's config service GET: ``?contents=true`` the raw contents (404, or 204 with
+    ``accept-not-found=true``, when unset or disabled), else the config table."""
     if request.GET.get("contents", "").lower() == "true":
         if not enabled or not contents:
             if request.GET.get("accept-not-found", "").lower() == "true":
                 return HttpResponse(status=204)
             return rest.not_found("No such configuration.")
         return rest.text(contents)
-    return rest.result_set([_config_row(path=path, project=project, contents=contents, enabled=enabled)])
+    return rest.result_set([_config_row(path=path, project=project, contents=contents, enabled=enabled, tool=tool)])
 
 
 def _put_values(request: HttpRequest) -> tuple[str | None, bool | None, HttpResponse | None]:
@@ -88,7 +91,7 @@ def project_config(request: HttpRequest, project_id: str, path_project: str) -> 
     if project is None or path_project != project_id:
         return rest.not_found(f"No project with the ID {project_id}.")
     if request.method == "GET":
-        return _config_get(request, path=f"/projects/{project_id}", project=project_id,
+        return config_get(request, path=f"/projects/{project_id}", project=project_id,
                            contents=project.anon_script, enabled=project.anon_script_enabled)
     if request.method not in ("PUT", "POST"):
         return rest.text("Method not allowed\n", status=405)
@@ -153,7 +156,7 @@ def _site_put(request: HttpRequest, text: str | None, enabled: bool | None) -> H
 def site_config(request: HttpRequest) -> HttpResponse:
     config = site_config_get()
     if request.method == "GET":
-        return _config_get(request, path="script", project="", contents=config.sitewide_anonymization_script,
+        return config_get(request, path="script", project="", contents=config.sitewide_anonymization_script,
                            enabled=config.enable_sitewide_anonymization_script)
     if request.method not in ("PUT", "POST"):
         return rest.text("Method not allowed\n", status=405)

@@ -3,7 +3,8 @@ Included before prearchive.urls: GET on a prearchive session path is delegated t
 from django.contrib.auth.views import LoginView
 from django.urls import path, re_path
 
-from . import api as archive_api, api_anon as archive_api_anon, api_data as archive_api_data, api_rest, api_schemas
+from . import api as archive_api, api_anon as archive_api_anon, api_data as archive_api_data
+from . import api_config, api_rest, api_schemas
 
 SEG = r"[^/]+"
 urlpatterns = [
@@ -46,6 +47,15 @@ urlpatterns = [
     re_path(rf"^data/(?:archive/)?subjects/(?P<subject>{SEG})/?$", api_rest.subject_by_id),
     re_path(rf"^data/(?:archive/)?subjects/(?P<subject>{SEG})/experiments/?$", api_rest.subject_experiments),
     re_path(r"^data/(?:archive/)?experiments/?$", api_rest.experiments),
+    # The desktop client's config paths (api_config.py)
+    re_path(r"^data/config/seriesImportFilter/config/?$", api_config.site_series_import_filter),
+    re_path(rf"^data/projects/(?P<project_id>{SEG})/config/seriesImportFilter/config/?$",
+            api_config.project_series_import_filter),
+    re_path(r"^data/config/tracers/tracers/?$", api_config.site_tracers),
+    re_path(rf"^data/projects/(?P<project_id>{SEG})/config/tracers/tracers/?$", api_config.project_tracers),
+    re_path(r"^data/config/separatePETMR/config/?$", api_config.site_separate_petmr),
+    re_path(rf"^data/projects/(?P<project_id>{SEG})/config/separatePETMR/config/?$", api_config.project_separate_petmr),
+    re_path(rf"^data/config/applet/(?P<name>{SEG})/?$", api_config.site_applet),
     # XNAT's schemas (api_schemas.py)
     re_path(r"^xapi/schemas/?$", api_schemas.schemas),
     re_path(rf"^xapi/schemas/(?P<schema>{SEG})/?$", api_schemas.schema),
