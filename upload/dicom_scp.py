@@ -12,10 +12,13 @@ rowbatch.py).
 from __future__ import annotations
 
 import logging
+import queue
+import selectors
 import socket
 import struct
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,7 @@ from django.db import close_old_connections, connection, connections
 from pynetdicom import (ALL_TRANSFER_SYNTAXES, AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION,
                         AllStoragePresentationContexts, evt)
 from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +175,121 @@ def handle_assoc_end(event) -> None:
         _local.checked = 0.0
 
 
+# Connections and associations. pynetdicom gives every accepted connection an association thread and a DUL
+# thread that polls its socket about every millisecond, and counts it against its association limit, whether
+# or not the peer ever sends a request: 70 idle sockets took the slots and, through the interpreter lock, the
+# CPU of real senders. Here a connection waits in GatedServer's one selector thread, with no thread of its
+# own, until its first bytes arrive (then pynetdicom takes it), for at most ACSE_TIMEOUT seconds; at most
+# MAX_WAITING wait at once (a new one closes the one waiting longest). MAX_ASSOCIATIONS counts associations
+# whose request came (AssociationLimit): beyond it a request gets A-ASSOCIATE-RJ "local limit exceeded"
+# (transient) at once. An association idle for NETWORK_TIMEOUT seconds is aborted.
+MAX_ASSOCIATIONS = 64
+MAX_WAITING = 256
+ACSE_TIMEOUT = 10
+NETWORK_TIMEOUT = 60
+DIMSE_TIMEOUT = 60
+
+
+class AssociationLimit:
+    """At most ``limit`` associations at once among those that sent their request (one receiver)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.lock = threading.Lock()
+        self.working: set[int] = set()
+
+    def requested(self, event) -> None:
+        with self.lock:
+            if len(self.working) < self.limit:
+                self.working.add(id(event.assoc))
+                return
+        logger.warning("DICOM receiver: %d associations at once; one more refused (local limit)", self.limit)
+        event.assoc.acse.send_reject(0x02, 0x03, 0x02)  # transient, service provider, local limit exceeded
+        event.assoc.kill()
+
+    def ended(self, event) -> None:
+        with self.lock:
+            self.working.discard(id(event.assoc))
+
+
+class GatedServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server (made through ``AE.make_server``), with a longer listen queue and
+    accepted connections held in one selector until they send something (see above)."""
+
+    request_queue_size = 128
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._incoming: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting: OrderedDict = OrderedDict()  # socket -> (client address, deadline)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._gate_stop = threading.Event()
+        self._gate = threading.Thread(target=self._gate_run, name="DicomGate", daemon=True)
+        self._gate.start()
+
+    def process_request(self, request, client_address) -> None:  # socketserver's hook, in the accept loop
+        self._incoming.put((request, client_address))
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    def _gate_run(self) -> None:
+        while not self._gate_stop.is_set():
+            deadline = next(iter(self._waiting.values()))[1] if self._waiting else None
+            timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            for key, _ in self._selector.select(timeout):
+                if key.fileobj is self._wake_r:
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except OSError:
+                        pass
+                    continue
+                sock = key.fileobj
+                address, _ = self._waiting.pop(sock)
+                self._selector.unregister(sock)
+                self._hand_over(sock, address)
+            now = time.monotonic()
+            while True:
+                try:
+                    sock, address = self._incoming.get_nowait()
+                except queue.Empty:
+                    break
+                self._waiting[sock] = (address, now + ACSE_TIMEOUT)
+                self._selector.register(sock, selectors.EVENT_READ)
+            while self._waiting and (len(self._waiting) > MAX_WAITING
+                                     or next(iter(self._waiting.values()))[1] <= now):
+                sock, _ = self._waiting.popitem(last=False)
+                self._selector.unregister(sock)
+                self.shutdown_request(sock)
+        for sock in list(self._waiting):
+            self.shutdown_request(sock)
+        self._waiting.clear()
+
+    def _hand_over(self, sock, address) -> None:
+        try:
+            if sock.recv(1, socket.MSG_PEEK) == b"":  # the peer left without a word
+                self.shutdown_request(sock)
+                return
+            super().process_request(sock, address)
+        except Exception:  # noqa: BLE001 - as socketserver does with a request that fails
+            self.handle_error(sock, address)
+            self.shutdown_request(sock)
+
+    def shutdown(self) -> None:
+        self._gate_stop.set()
+        self._wake()
+        super().shutdown()
+        self._gate.join(timeout=5)
+
+
 def build_ae(config: ReceiverConfig) -> AE:
     ae = AE(ae_title=config.ae_title)
     for context in AllStoragePresentationContexts:
@@ -179,16 +298,22 @@ def build_ae(config: ReceiverConfig) -> AE:
     ae.require_called_aet = True
     if config.whitelist:
         ae.require_calling_aet = list(config.whitelist)
-    ae.maximum_associations = 64
-    ae.network_timeout = 60
-    ae.acse_timeout = 30
-    ae.dimse_timeout = 60
+    # AssociationLimit counts associations; pynetdicom's own limit (every connection it holds) is a backstop.
+    ae.maximum_associations = 2 * MAX_ASSOCIATIONS
+    ae.network_timeout = NETWORK_TIMEOUT
+    ae.acse_timeout = ACSE_TIMEOUT
+    ae.dimse_timeout = DIMSE_TIMEOUT
     ae.maximum_pdu_size = 0  # no limit on what we accept
     return ae
 
 
 def handlers_for(config: ReceiverConfig) -> list:
+    limit = AssociationLimit(MAX_ASSOCIATIONS)
     return [
+        (evt.EVT_REQUESTED, limit.requested),
+        (evt.EVT_RELEASED, limit.ended),
+        (evt.EVT_ABORTED, limit.ended),
+        (evt.EVT_CONN_CLOSE, limit.ended),
         (evt.EVT_C_STORE, handle_store, [config]),
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_CONN_OPEN, handle_conn_open),
@@ -200,7 +325,10 @@ def handlers_for(config: ReceiverConfig) -> list:
 def server_start(config: ReceiverConfig, *, address: str):
     """Start one receiver (non-blocking); returns the pynetdicom server."""
     ae = build_ae(config)
-    server = ae.start_server((address, config.port), block=False, evt_handlers=handlers_for(config))
+    # AE.start_server(block=False), with GatedServer for ThreadedAssociationServer (AE.make_server's server_class).
+    server = ae.make_server((address, config.port), evt_handlers=handlers_for(config), server_class=GatedServer)
+    threading.Thread(target=server.serve_forever, name=f"AcceptorServer@{config.port}", daemon=True).start()
+    ae._servers.append(server)  # as start_server does: AE.shutdown() stops it too
     try:
         server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
