@@ -137,7 +137,7 @@
     var list = $("#uc-rects");
     list.innerHTML = "";
     editor.rects.forEach(function (r, i) {
-      var rm = el("button", { type: "button", "class": "btn uc-small", text: "Remove" });
+      var rm = el("button", { type: "button", "class": "btn uc-small", text: "Remove", "aria-label": "Remove rectangle " + (i + 1) });
       rm.addEventListener("click", function () { editor.rects.splice(i, 1); editorDraw(); });
       list.appendChild(el("li", { "class": "uc-rect" }, ["left " + r[0] + ", top " + r[1] + ", right " + r[2] + ", bottom " + r[3] + " ", rm]));
     });
@@ -147,11 +147,25 @@
     var x = Math.round((ev.clientX - box.left) / editor.scale), y = Math.round((ev.clientY - box.top) / editor.scale);
     return [Math.max(0, Math.min(bound[0], x)), Math.max(0, Math.min(bound[1], y))];
   }
+  function editorFocusable() {
+    return $all("#uc-editor button, #uc-editor input, #uc-editor select, #uc-editor [tabindex]").filter(function (n) {
+      return !n.disabled && !n.hidden && n.offsetParent !== null;
+    });
+  }
+  function editorClose(keep) {
+    $("#uc-editor").hidden = true;
+    if (keep && editor.onDone) editor.onDone(editor.rects);
+    if (editor.opener && editor.opener.focus) editor.opener.focus();
+    editor.opener = null;
+  }
   function editorOpen(title, url, rects, onDone) {
     editor.rects = rects.map(function (r) { return r.slice(); });
     editor.onDone = onDone;
+    editor.opener = document.activeElement;
     $("#uc-editor-title").textContent = title;
     $("#uc-editor").hidden = false;
+    $("#uc-rect-error").textContent = "";
+    $("#uc-rect-left").focus();
     var img = new Image();
     img.onload = function () {
       editor.img = img;
@@ -188,9 +202,35 @@
       editorDraw();
     });
     $("#uc-editor-clear").addEventListener("click", function () { editor.rects = []; editorDraw(); });
-    $("#uc-editor-done").addEventListener("click", function () {
-      $("#uc-editor").hidden = true;
-      if (editor.onDone) editor.onDone(editor.rects);
+    $("#uc-editor-done").addEventListener("click", function () { editorClose(true); });
+    $("#uc-editor-cancel").addEventListener("click", function () { editorClose(false); });
+    // A rectangle typed in: the keyboard's way to draw one.
+    $("#uc-rect-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var v = ["left", "top", "right", "bottom"].map(function (k) { return $("#uc-rect-" + k).value.trim(); });
+      var w = editor.img ? editor.img.naturalWidth : 0, h = editor.img ? editor.img.naturalHeight : 0;
+      var n = v.map(Number);
+      var ok = v.every(function (x) { return /^\d+$/.test(x); }) && n[2] > n[0] && n[3] > n[1] && n[2] <= w && n[3] <= h;
+      if (!ok) {
+        $("#uc-rect-error").textContent = "Give whole numbers with left < right \u2264 " + w + " and top < bottom \u2264 " + h + ".";
+        return;
+      }
+      $("#uc-rect-error").textContent = "";
+      editor.rects.push(n);
+      editorDraw();
+      ["left", "top", "right", "bottom"].forEach(function (k) { $("#uc-rect-" + k).value = ""; });
+      $("#uc-rect-left").focus();
+    });
+    // A modal dialog: Escape cancels, Tab stays inside.
+    $("#uc-editor").addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape") { ev.preventDefault(); editorClose(false); return; }
+      if (ev.key !== "Tab") return;
+      var items = editorFocusable();
+      if (!items.length) return;
+      var first = items[0], last = items[items.length - 1];
+      if (ev.shiftKey && document.activeElement === first) { ev.preventDefault(); last.focus(); }
+      else if (!ev.shiftKey && document.activeElement === last) { ev.preventDefault(); first.focus(); }
+      else if (items.indexOf(document.activeElement) < 0) { ev.preventDefault(); first.focus(); }
     });
   }
 

@@ -225,3 +225,61 @@ def test_in_a_bulk_of_three_only_the_wrong_row_is_marked(signed_in, live_server,
     page.click("#uc-confirm")
     wait_done(page)
     assert sorted(PrearchiveSession.objects.values_list("name", flat=True)) == sorted(f"SESS{k}" for k in dates)
+
+
+def test_pixel_editor_is_a_keyboard_dialog(signed_in, live_server, tmp_path, celery_worker, settings):
+    """Rectangles typed in, focus kept inside the dialog, Escape and Cancel discard, Done keeps; the typed
+    rectangle is blanked in the stored files."""
+    page = signed_in
+    upload(page, live_server, zip_of(session_files(tmp_path / "src", series=((1, "T1", 2),)), tmp_path / "k.zip"))
+    page.select_option("#uc-subject", "__new__")
+    page.fill("#uc-new-subject", "KEY01")
+    page.fill("#uc-label", "KEY01_MR")
+    opener = "#uc-scans tr[data-scan='1'] .uc-pixels"
+    page.focus(opener)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#uc-canvas[data-ready='1']")
+    assert page.get_attribute("#uc-editor [role=dialog]", "aria-modal") == "true"
+    assert page.evaluate("document.activeElement.id") == "uc-rect-left"
+    for _ in range(15):  # Tab never leaves the dialog
+        page.keyboard.press("Tab")
+        assert page.evaluate("!!document.activeElement.closest('#uc-editor')")
+    page.focus("#uc-rect-left")
+    for value in ("2", "3", "10", "8"):
+        page.keyboard.type(value)
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # on "Add rectangle"
+    assert page.inner_text("#uc-rects").startswith("left 2, top 3, right 10, bottom 8")
+    page.fill("#uc-rect-left", "20")
+    page.fill("#uc-rect-top", "0")
+    page.fill("#uc-rect-right", "5")
+    page.fill("#uc-rect-bottom", "99")
+    page.click("#uc-rect-add")
+    assert "left < right" in page.inner_text("#uc-rect-error")
+    page.keyboard.press("Escape")  # discards
+    assert page.is_hidden("#uc-editor")
+    assert page.evaluate("document.activeElement.matches(\"#uc-scans tr[data-scan='1'] .uc-pixels\")")
+    assert page.inner_text("#uc-scans tr[data-scan='1'] .uc-rect-count") == ""
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#uc-editor:not([hidden])")
+    assert page.inner_text("#uc-rects") == ""
+    for key, value in (("left", "2"), ("top", "3"), ("right", "10"), ("bottom", "8")):
+        page.fill(f"#uc-rect-{key}", value)
+    page.press("#uc-rect-bottom", "Enter")
+    page.click("#uc-editor-cancel")
+    assert page.inner_text("#uc-scans tr[data-scan='1'] .uc-rect-count") == ""
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#uc-editor:not([hidden])")
+    for key, value in (("left", "2"), ("top", "3"), ("right", "10"), ("bottom", "8")):
+        page.fill(f"#uc-rect-{key}", value)
+    page.press("#uc-rect-bottom", "Enter")
+    screenshot(page, "upload_client_pixel_dialog")
+    page.click("#uc-editor-done")
+    assert "1 rectangle(s)" in page.inner_text("#uc-scans tr[data-scan='1'] .uc-rect-count")
+    page.click("#uc-confirm")
+    wait_done(page)
+    for row in PrearchiveFile.objects.select_related("session"):
+        ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / row.session.relative_dir / row.relative_path)
+        inside = ds.pixel_array != ds.pixel_array
+        inside[3:8, 2:10] = True
+        assert (ds.pixel_array[inside] == 0).all() and (ds.pixel_array[~inside] != 0).all()
