@@ -145,3 +145,38 @@ def dataset_bytes(ds: Dataset) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def deflated_bomb(path: Path, *, inflated: int = 1024**3) -> Path:
+    """A DICOM file in Deflated Explicit VR Little Endian of about 1 MB whose dataset inflates to
+    ``inflated`` bytes (a pixel data element of zeros), written streaming (never held in memory)."""
+    import struct
+    import zlib
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset as encode_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = make_dataset(pixels=False, PatientName="Bomb^Deflate")
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    head.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(head, ds.file_meta)
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    encode_dataset(body, ds)
+    pixels = inflated - len(body.getvalue()) - 12
+    pixels -= pixels % 2
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    chunk = bytes(16 * 1024 * 1024)
+    with open(path, "wb") as out:
+        out.write(head.getvalue())
+        out.write(deflate.compress(body.getvalue() + struct.pack("<HH2sHL", 0x7FE0, 0x0010, b"OB", 0, pixels)))
+        left = pixels
+        while left:
+            n = min(left, len(chunk))
+            out.write(deflate.compress(chunk[:n]))
+            left -= n
+        out.write(deflate.flush())
+    return Path(path)

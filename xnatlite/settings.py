@@ -151,6 +151,9 @@ DICOM_BIND_ADDRESS = env.str("DICOM_BIND_ADDRESS", default="127.0.0.1")
 # PostgreSQL: the receiver writes the rows of files for sessions it knows together, at most this many
 # seconds after the file (prearchive/services/rowbatch.py); 0 writes each row before its C-STORE response.
 DICOM_RECEIVER_ROW_BATCH_SECONDS = env.float("DICOM_RECEIVER_ROW_BATCH_SECONDS", default=0.1)
+# A DICOM file in the Deflated transfer syntax (C-STORE, REST import, zip entries) is refused when its dataset
+# inflates to more than this, or to more than uploadMaxBytes (prearchive/services/headers.py).
+DICOM_INFLATED_MAX_BYTES = env.int("DICOM_INFLATED_MAX_BYTES", default=256 * 1024 * 1024)
 
 # The JSESSIONID token of POST /data/JSESSION lives as long as an idle Django session.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection
 from django.db.models.signals import post_delete, post_save
 
@@ -33,6 +34,7 @@ class Snapshot:
     projects: dict[str, ProjectInfo] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     allow_get_url: bool = False  # dicomEditAllowGetUrl
+    inflate_max: int = 256 * 1024 * 1024  # a Deflated file inflates to at most this (headers.header_read)
 
     def resolve(self, name: str) -> str | None:
         if not name:
@@ -62,7 +64,8 @@ def _load() -> Snapshot:
     aliases = dict(ProjectAlias.objects.values_list("alias", "project_id"))
     return Snapshot(anon_enabled=config.enable_sitewide_anonymization_script,
                     anon_script=config.sitewide_anonymization_script, site_filter=site_filter,
-                    projects=projects, aliases=aliases, allow_get_url=config.dicom_edit_allow_get_url)
+                    projects=projects, aliases=aliases, allow_get_url=config.dicom_edit_allow_get_url,
+                    inflate_max=min(config.upload_max_bytes, settings.DICOM_INFLATED_MAX_BYTES))
 
 
 def snapshot() -> Snapshot:

@@ -68,6 +68,9 @@ def dataset_pixel_length(ds: Dataset, raw: bytes | memoryview, end: int | None) 
     implicit, little = getattr(ds, "original_encoding", (None, None))
     if little is not True or implicit is None:
         return None
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and _raw_str(meta, 0x00020010) == DeflatedExplicitVRLittleEndian:
+        return None  # read from its inflated copy: ``end`` is not a position in ``raw``
     return pixel_length(raw, end, bool(implicit))
 
 

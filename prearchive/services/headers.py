@@ -10,6 +10,7 @@ import functools
 import io
 import re
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -140,6 +141,89 @@ def _walk_file(fp, start: int, size: int) -> int | None:
     return encapsulated_end(read, start, size)
 
 
+# A Deflated Explicit VR Little Endian dataset (PS3.5 A.5) is inflated with a cap: 1 MB of deflate can
+# inflate to 1 GiB (issue 16 item 6), and pydicom inflates it whole in memory. The stream is inflated twice:
+# once only counting (memory: one chunk), then, if it fits, for real.
+INFLATE_MAX_BYTES = 256 * 1024 * 1024
+_INFLATE_CHUNK = 1024 * 1024
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_EXPLICIT_LE = b"1.2.840.10008.1.2.1\x00"
+MSG_INFLATE_TOO_LARGE = ("The Deflated dataset inflates to more than {limit} bytes (the limit for one file); "
+                         "refused.")
+MSG_INFLATE_BROKEN = "The Deflated dataset cannot be inflated (truncated or corrupt)."
+
+
+_LONG_VRS = (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT")
+
+
+def _meta_elements(head: bytes, start: int):
+    """(position, element number, value position, value length) of the file meta group at ``head[start:]``
+    (explicit VR little endian, group 0002), until the end its group length gives, else until the first
+    element of another group."""
+    pos, stop = start, len(head)
+    if head[start:start + 8] == b"\x02\x00\x00\x00UL\x04\x00" and start + 12 <= len(head):
+        stop = min(stop, start + 12 + struct.unpack_from("<L", head, start + 8)[0])
+    while pos + 8 <= stop:
+        group, element, vr = struct.unpack_from("<HH2s", head, pos)
+        if group != 2:
+            return
+        if vr in _LONG_VRS:
+            if pos + 12 > len(head):
+                return
+            length, value_at = struct.unpack_from("<L", head, pos + 8)[0], pos + 12
+        else:
+            length, value_at = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
+        if length == 0xFFFFFFFF:
+            return
+        yield pos, element, value_at, length
+        pos = value_at + length
+
+
+def _inflate(fp, keep: bool, limit: int) -> bytes | None:
+    """Inflate the rest of ``fp``: the bytes (``keep``) or None; HeaderError beyond ``limit``."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    parts, total = [], 0
+    while not inflater.eof:
+        chunk = inflater.unconsumed_tail or fp.read(_INFLATE_CHUNK)
+        if not chunk:
+            raise HeaderError("truncated", MSG_INFLATE_BROKEN)
+        try:
+            out = inflater.decompress(chunk, _INFLATE_CHUNK)
+        except zlib.error:
+            raise HeaderError("truncated", MSG_INFLATE_BROKEN) from None
+        total += len(out)
+        if total > limit:
+            raise HeaderError("invalid_value", MSG_INFLATE_TOO_LARGE.format(limit=limit))
+        if keep:
+            parts.append(out)
+    return b"".join(parts) if keep else None
+
+
+def _deflated_as_explicit(fp, start: int, size: int, limit: int) -> bytes | None:
+    """For a Deflated file: the same file with its dataset inflated and the transfer syntax in the file meta
+    set to Explicit VR Little Endian (so pydicom reads it without inflating); None for any other file."""
+    fp.seek(start)
+    head = fp.read(min(size - start, 16 * 1024))
+    meta = list(_meta_elements(head, 0))
+    ts = next(((at, n) for _pos, element, at, n in meta if element == 0x0010), None)
+    if ts is None or head[ts[0]:ts[0] + ts[1]].rstrip(b"\0 ") != _DEFLATED.encode():
+        return None
+    end = meta[-1][2] + meta[-1][3]
+    fp.seek(start + end)
+    _inflate(fp, False, limit)  # counting only: a bomb is refused here, having used one chunk of memory
+    fp.seek(start + end)
+    body = _inflate(fp, True, limit)
+    out = bytearray(head[:end])
+    delta = len(_EXPLICIT_LE) - ts[1]
+    out[ts[0] - 2:ts[0]] = struct.pack("<H", len(_EXPLICIT_LE))
+    out[ts[0]:ts[0] + ts[1]] = _EXPLICIT_LE
+    for _pos, element, at, n in meta:
+        if element == 0x0000 and n == 4:  # the group length
+            out[at:at + 4] = struct.pack("<L", struct.unpack_from("<L", out, at)[0] + delta)
+    fp.seek(0)
+    return fp.read(start) + bytes(out) + body
+
+
 class _BoundedReader:
     """A binary file whose ``read(n)`` never asks for more than what is left in it. pydicom reads an
     element's declared length in one call, and a buffered ``read(n)`` allocates ``n`` bytes first: a 1 KB
@@ -158,12 +242,14 @@ class _BoundedReader:
 
 
 def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool = False,
-                raw: bytes | None = None, all_tags: bool = False) -> Header:
+                raw: bytes | None = None, all_tags: bool = False, inflate_max: int = INFLATE_MAX_BYTES) -> Header:
     """Read what intake needs from ``path`` (or from ``raw``, the file's bytes already in memory, as the
-    DICOM receiver has them). ``full`` reads the whole dataset (for anonymization)."""
+    DICOM receiver has them). ``full`` reads the whole dataset (for anonymization). A Deflated dataset is
+    inflated here, never by pydicom, and refused when it inflates to more than ``inflate_max`` bytes."""
     size = len(raw) if raw is not None else path.stat().st_size
     if size < 8:
         raise HeaderError("not_dicom", "The file is too short to be DICOM.")
+    file_size = size
     with (io.BytesIO(raw) if raw is not None else open(path, "rb")) as raw_fp:
         fp = _BoundedReader(raw_fp, size)
         preamble = fp.read(132)
@@ -172,6 +258,12 @@ def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool
             if not _looks_like_raw_dataset(preamble[:8]):
                 raise HeaderError("not_dicom", "The file is not DICOM (no DICM prefix and no dataset).")
             force = True
+        inflated = _deflated_as_explicit(fp, 0 if force else 132, size, inflate_max)
+        was_deflated = inflated is not None
+        if was_deflated:  # from here on, the inflated file is read (positions are in it)
+            fp = _BoundedReader(io.BytesIO(inflated), len(inflated))
+            size = len(inflated)
+            del inflated
         fp.seek(0)
         try:
             if full:
@@ -204,6 +296,9 @@ def header_read(path: Path | None, *, extra_tags: Iterable[Any] = (), full: bool
             raise HeaderError("invalid_value", "The DICOM header nests sequences too deeply.") from None
         except Exception as exc:  # noqa: BLE001 - elements are decoded lazily: a bad one fails here
             raise HeaderError("truncated", f"The DICOM header cannot be parsed ({type(exc).__name__}).") from None
+    if was_deflated:  # the dataset read from the inflated copy says Deflated again (file_fields, the writer)
+        ds.file_meta.TransferSyntaxUID = _DEFLATED
+    size = file_size
     if full:
         try:
             _check_full_read(ds, path, size)

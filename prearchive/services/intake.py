@@ -375,14 +375,16 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
                                             all_tags=header_only)
         if header is None:
             header = header_read(None if raw is not None else path, extra_tags=extra,
-                                 full=anonymize and not header_only, all_tags=header_only, raw=raw)
+                                 full=anonymize and not header_only, all_tags=header_only, raw=raw,
+                                 inflate_max=snap.inflate_max)
         file_bytes = None
         if header_only:
             file_bytes = raw if raw is not None else path.read_bytes()
             length = dicomwrite.dataset_pixel_length(header.dataset, file_bytes, header.end)
             if length is None:  # another layout: the whole file, as before
                 file_bytes = None
-                header = header_read(None if raw is not None else path, full=True, raw=raw)
+                header = header_read(None if raw is not None else path, full=True, raw=raw,
+                                     inflate_max=snap.inflate_max)
             else:
                 as_read = dicomwrite.snapshot(header.dataset)
                 dicomwrite.pixel_length_check(header.dataset, length)
@@ -457,14 +459,14 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
                 data = dicomwrite.encode(ds, file_bytes, header.end, original=as_read[0], before=before[0],
                                          original_meta=as_read[1], before_meta=before[1])
                 if data is None:  # the script changed what the header-only write relies on
-                    rejected, ds, data = _script_rerun(script, state, path, raw, variables)
+                    rejected, ds, data = _script_rerun(script, state, path, raw, variables, snap.inflate_max)
             elif not rejected:
                 data = _encode(ds)
             for _attempt in range(3):
                 if rejected or state.commit():
                     break
                 # Another process mapped one of this file's values first: run it again with that UID.
-                rejected, ds, data = _script_rerun(script, state, path, raw, variables)
+                rejected, ds, data = _script_rerun(script, state, path, raw, variables, snap.inflate_max)
             else:
                 raise IntakeError("The session's script memos could not be agreed on; try again.")
             echoes = state.take_echoes()
@@ -507,11 +509,11 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     return result
 
 
-def _script_rerun(script, state, path: Path, raw: bytes | None, variables: dict[str, str]):
+def _script_rerun(script, state, path: Path, raw: bytes | None, variables: dict[str, str], inflate_max: int):
     """The site script once more on the file as received, read whole: (rejected, dataset, bytes)."""
     state.discard()
     state.take_echoes()
-    ds = header_read(None if raw is not None else path, full=True, raw=raw).dataset
+    ds = header_read(None if raw is not None else path, full=True, raw=raw, inflate_max=inflate_max).dataset
     rejected = adapters.script_apply(script, ds, variables=variables, run=state.run)
     return rejected, ds, (None if rejected else _encode(ds))
 

@@ -26,7 +26,7 @@ from .conftest import incoming
 
 pytestmark = pytest.mark.django_db
 
-TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,  # Deflated: see below
+TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian,
                      JPEGBaseline8Bit, JPEGLossless, JPEGLosslessSV1, RLELossless]
 TAILS = ["none", "padding", "signature", "ge", "ge_defined"]
 V = 'version "6.6"\n'
