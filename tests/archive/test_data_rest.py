@@ -171,3 +171,21 @@ def test_every_data_path_with_bad_ids_answers_404_or_405_never_500(archived, adm
                         assert response.content.strip(), (method, url)
     assert seen > 300
     assert ImageSession.objects.filter(label="E1").exists() and Subject.objects.filter(label="S1").exists()
+
+
+def test_archive_catalogs_command_writes_missing_catalogs(archived):
+    from django.core.management import call_command
+
+    from xnatlite.archive.data import catalog_path
+
+    paths = [catalog_path(archived, s) for s in archived.scans.all()]
+    for path in paths:
+        path.unlink()
+    out = io.StringIO()
+    call_command("archive_catalogs", stdout=out)
+    assert out.getvalue().startswith("2 catalog(s) written") and all(p.is_file() for p in paths)
+    out = io.StringIO()
+    call_command("archive_catalogs", stdout=out)
+    assert out.getvalue().startswith("0 catalog(s) written")
+    call_command("archive_catalogs", "--force", stdout=(out := io.StringIO()))
+    assert out.getvalue().startswith("2 catalog(s) written")
