@@ -89,3 +89,15 @@ def test_preview_is_admin_only(client, member):
     client.force_login(member)
     r = client.get("/admin/xnatlite/siteconfig/1/preview/")
     assert r.status_code == 302  # to the admin login
+
+
+def test_rest_save_of_a_deeply_nested_script_is_a_located_400(client, admin_user):
+    """Issue 16 item 10: "a 5,000-deep nested script gives a 500 on save" — through REST too."""
+    import base64
+
+    auth = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"admin:admin-pass-1").decode()}
+    text = 'version "6.1"\n(0010,0010) := ' + "lowercase[" * 5000 + '"x"' + "]" * 5000 + "\n"
+    r = client.put("/data/config/anon/script?inbody=true", data=text, content_type="text/plain", **auth)
+    assert r.status_code == 400
+    assert r.content.decode().startswith("2:656: nested too deeply (more than 64 levels)")
+    assert SiteConfig.objects.get(pk=1).sitewide_anonymization_script != text
