@@ -97,6 +97,15 @@ def import_handler_choose(*, params: Mapping[str, str], content_type: str) -> st
     return handler
 
 
+def _prevent_anon_check(*, user, project_id: str | None, params: dict[str, str]) -> None:
+    """``prevent_anon=true`` from someone the site does not let skip the scripts is ignored (as if not
+    sent): the site and project scripts run. Ignored rather than refused, so XNAT's Desktop Client, which
+    always sends it after anonymizing, keeps working for every uploader; the server anonymizes anyway."""
+    if _truthy(params.get("prevent_anon")) and not permissions.may_prevent_anon(user, project_id):
+        logger.info("prevent_anon ignored: the uploader may not skip the anonymization scripts here")
+        params["prevent_anon"] = "false"
+
+
 def import_authorize(*, user, params: dict[str, str]) -> str | None:
     """Resolve PROJECT_ID (ID or alias) and check upload rights; returns the project ID or None (the files'
     headers will route them). Also enforces the project's allow-create-subject for a named subject."""
@@ -105,6 +114,7 @@ def import_authorize(*, user, params: dict[str, str]) -> str | None:
         if not (permissions.is_site_admin(user)
                 or permissions.projects_for(user, permissions.UPLOAD_ROLES).exists()):
             raise ImportRefused(MSG_NO_PROJECT_RIGHTS, status=403)
+        _prevent_anon_check(user=user, project_id=None, params=params)
         return None
     project_id = project_resolve(name)
     if project_id is None or not permissions.project_visible(user, project_id):  # alike for outsiders
@@ -112,6 +122,7 @@ def import_authorize(*, user, params: dict[str, str]) -> str | None:
     if not permissions.can_upload(user, project_id):
         raise ImportRefused(MSG_NO_RIGHTS.format(project=name), status=403)
     params["PROJECT_ID"] = project_id
+    _prevent_anon_check(user=user, project_id=project_id, params=params)
     subject = params.get("SUBJECT_ID", "").strip()
     if subject:
         project = Project.objects.get(pk=project_id)

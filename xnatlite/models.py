@@ -87,6 +87,15 @@ class SiteConfig(models.Model):
         "resources. The script must conform to DicomEdit format (new scripts should use DicomEdit 6.1: "
         'start with version "6.1"; scripts without a version line run as DicomEdit 4.2).',
     )
+    prevent_anon_allowed = models.CharField(
+        "Who may skip the scripts (prevent_anon)", max_length=16, default="owners",
+        choices=[("admins", "Site administrators only"),
+                 ("owners", "Site administrators and the project's owners"),
+                 ("uploaders", "Everyone who may upload to the project")],
+        help_text="An upload that says prevent_anon=true (its client already applied the scripts) skips the "
+        "site and project anonymization only when it comes from one of these; from anyone else the flag is "
+        "ignored and the scripts run.",
+    )
     rerun_project_anon_on_rename = models.BooleanField(
         "Rerun project anonymization on relabel/move", default=False,
         help_text="Re-run the project anonymization script on archived files when a session's subject, "

@@ -42,6 +42,25 @@ def can_upload(user, project_id: str) -> bool:
     return is_site_admin(user) or project_role(user, project_id) in UPLOAD_ROLES
 
 
+def may_prevent_anon(user, project_id: str | None) -> bool:
+    """Whether an upload by ``user`` into ``project_id`` may skip the site and project scripts
+    (``prevent_anon``): the site setting preventAnonAllowed says who (default: site admins and the
+    project's owners). Without a project (files routed by their headers) only site admins may."""
+    if is_site_admin(user):
+        return True
+    if project_id is None:
+        return False
+    from .selectors import site_config_get
+
+    allowed = site_config_get().prevent_anon_allowed
+    role = project_role(user, project_id)
+    if allowed == "owners":
+        return role == Role.OWNER
+    if allowed == "uploaders":
+        return role in UPLOAD_ROLES
+    return False
+
+
 def can_review_prearchive(user, project_id: str | None) -> bool:
     """Project owners and members review their projects' prearchive; only site admins see Unassigned."""
     if project_id is None:

@@ -20,6 +20,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("enableSitewideAnonymizationScript", "enable_sitewide_anonymization_script"),
         ("sitewideAnonymizationScript", "sitewide_anonymization_script"),
         ("rerunProjectAnonOnRename", "rerun_project_anon_on_rename"),
+        ("preventAnonAllowed", "prevent_anon_allowed"),
     ]),
     ("Site-wide Series Import Filter", [
         ("enableSitewideSeriesImportFilter", "enable_sitewide_series_import_filter"),
