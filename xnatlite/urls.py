@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from . import api
+from . import api, audit_views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/prearchive/", permanent=False)),
@@ -31,5 +31,6 @@ urlpatterns = [
     path("prearchive/", include("prearchive.review_urls")),
     path("archive/", include("xnatlite.archive.page_urls")),
     path("projects/", include("xnatlite.project_urls")),
+    path("audit/", audit_views.audit_list, name="audit-list"),
     path("", include("prearchive.urls")),
 ]

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from prearchive.models import PrearchiveSession
+from prearchive.models import UNASSIGNED, PrearchiveSession
 from prearchive.services import storage
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim
 from prearchive.services.joblock import job_lock
@@ -122,9 +122,10 @@ def session_move(*, session_id: int) -> str:
         if not moved:
             return _back(session, new_project)  # which moves everything back
         job_remove(session)
-        audit_record(actor=job.get("actor", ""), action="prearchive_move", project_id=old_project or "",
+        # Stored under the project it went to (a move out of Unassigned has no old project), the old one kept.
+        audit_record(actor=job.get("actor", ""), action="prearchive_move", project_id=new_project,
                      subject_label=session.subject, session_label=session.name, new_project=new_project,
-                     prearchive=session.uri)
+                     old_project=old_project or UNASSIGNED, prearchive=session.uri)
 
         def build(session_id: int = session_id) -> None:
             from prearchive.tasks import session_build_enqueue

@@ -29,6 +29,7 @@ RULES: dict[str, tuple[int, ...]] = {
     "app/template/Login.vm": (200, 200, 200, 200, 200, 200),
     "favicon.ico": (301, 301, 301, 301, 301, 301),
     "archive/": (302, 200, 200, 200, 200, 200),
+    "audit/": (302, 200, 200, 200, 200, 200),
     "archive/{project_id}/": (302, 404, 200, 200, 200, 200),
     "archive/{project_id}/audit": (302, 404, 200, 200, 200, 200),
     "archive/{project_id}/sessions/{label}/": (302, 404, 200, 200, 200, 200),
