@@ -12,7 +12,7 @@ def test_xnatpy_connects_with_its_default_redirect_detection(live_server, transa
     under /app/ or /data/, as XNAT's login page is) as the server's base URL from then on."""
     import xnat
 
-    with xnat.connect(live_server.url, user="mike", password="mike-pass-1", no_parse_model=True) as session:
+    with xnat.connect(live_server.url, user="mike", password="mike-pass-1") as session:
         assert session.get("/data/auth").text == "User 'mike' is logged in"
 
 
@@ -24,7 +24,7 @@ def test_xnatpy_imports_a_zip_and_finds_it_in_the_prearchive(live_server, transa
     first = zip_of(tmp_path / "a", tmp_path / "a.zip")
     session_files(tmp_path / "b", series=1, per_series=3)
     second = zip_of(tmp_path / "b", tmp_path / "b.zip")
-    with xnat.connect(live_server.url, user="mike", password="mike-pass-1", no_parse_model=True) as session:
+    with xnat.connect(live_server.url, user="mike", password="mike-pass-1") as session:
         # As XNAT: a plain import leaves the session RECEIVING until the idle build...
         imported = session.services.import_(first, project="PROJ1", subject="XP01", experiment="XP01_MR1")
         assert imported.uri.startswith("/data/prearchive/projects/PROJ1/")
