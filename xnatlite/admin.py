@@ -95,6 +95,14 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["id", "anonymization_preview"] if obj is not None else ["anonymization_preview"]
 
+    def get_fieldsets(self, request, obj=None):
+        """uiAllowQuarantine off: the quarantine setting is not shown (nor taken from the form)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if site_config_get().ui_allow_quarantine:
+            return fieldsets
+        return [(title, {**opts, "fields": [f for f in opts["fields"] if f != "quarantine_code"]})
+                for title, opts in fieldsets]
+
     def get_changeform_initial_data(self, request):
         """A new project starts with the site's defaultProjectAutoArchiveSetting, as REST-created ones do."""
         initial = super().get_changeform_initial_data(request)

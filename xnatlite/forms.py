@@ -96,6 +96,16 @@ class SiteConfigForm(forms.ModelForm):
             raise ValidationError(MSG_USER_NOT_ADMIN.format(name=name))
         return name
 
+    def clean_dicom_file_name_template(self) -> str:
+        from prearchive.services.filenames import template_check
+
+        text = self.cleaned_data["dicom_file_name_template"]
+        try:
+            template_check(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return text
+
     def clean_sitewide_anonymization_script(self) -> str:
         text = self.cleaned_data["sitewide_anonymization_script"]
         validate_script(text)

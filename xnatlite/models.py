@@ -150,7 +150,10 @@ class SiteConfig(models.Model):
         "Projects may auto-archive", default=True,
         help_text="If off, projects may only use the prearchive (code 0).",
     )
-    ui_allow_quarantine = models.BooleanField("Allow quarantine", default=True, help_text="Show quarantine settings.")
+    ui_allow_quarantine = models.BooleanField(
+        "Allow quarantine", default=True,
+        help_text="Show quarantine settings. Off: projects' quarantine setting is not shown (admin, project page) "
+        "and cannot be turned on (REST quarantine_code/1 is refused).")
     ui_allow_non_admin_project_creation = models.BooleanField(
         "Allow non-admin users to create projects", default=True,
         help_text="On: any logged-in user may create a project (and becomes its owner). Off: only site "
@@ -161,7 +164,9 @@ class SiteConfig(models.Model):
     )
     dicom_file_name_template = models.CharField(
         "Stored DICOM file name", max_length=255, default=DEFAULT_DICOM_FILE_NAME_TEMPLATE,
-        help_text="The name given to stored DICOM files when the incoming name is unusable or rename is asked.",
+        help_text="The name given to every stored DICOM file: ${Keyword} is that attribute's value in the stored "
+        "file, ${HashSOPClassUIDWithSOPInstanceUID} a short hash of both UIDs. Names from uploads are never "
+        "kept (as XNAT with rename=true), so the import's rename parameter changes nothing.",
     )
     # Intake safety (xnatlite's own)
     inbox_path = models.CharField(

@@ -37,6 +37,11 @@ class CodesForm(forms.Form):
                                              choices=[(0, "Off: archived sessions are available at once"),
                                                       (1, "On: archived sessions wait in quarantine")])
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not site_config_get().ui_allow_quarantine:  # uiAllowQuarantine off: no quarantine setting shown
+            del self.fields["quarantine_code"]
+
 
 class ScriptForm(forms.Form):
     anon_script_enabled = forms.BooleanField(label="Apply this script when sessions are archived", required=False)
@@ -124,7 +129,8 @@ def project_manage(request: HttpRequest, project_id: str) -> HttpResponse:
                     raise ValidationError("Choose a prearchive and a quarantine setting.")
                 data = codes_form.cleaned_data
                 project_prearchive_code_set(project=project, value=str(data["prearchive_code"]), actor=actor)
-                project_quarantine_code_set(project=project, value=str(data["quarantine_code"]), actor=actor)
+                if "quarantine_code" in data:
+                    project_quarantine_code_set(project=project, value=str(data["quarantine_code"]), actor=actor)
                 done = "Import codes saved."
             elif section == "script":
                 script_form = ScriptForm(request.POST)

@@ -86,6 +86,13 @@ def _default_overwrite(session: PrearchiveSession) -> str:
     return {4: "append", 5: "delete"}.get(code, "none")
 
 
+def _received_file_user() -> str:
+    """receivedFileUser: the account operations on incoming data run as (XNAT); auto-archive records it."""
+    from xnatlite.selectors import site_config_get
+
+    return site_config_get().received_file_user or "admin"
+
+
 def session_archive_enqueue(*, session_id: int, actor: str = "") -> None:
     """Auto-archive hook (the builder): READY -> QUEUED_ARCHIVING and the job on commit; a no-op when the
     session is not READY (someone else owns it)."""
@@ -97,7 +104,7 @@ def session_archive_enqueue(*, session_id: int, actor: str = "") -> None:
             status=Status.QUEUED_ARCHIVING, lastmod=timezone.now(), error_message="")
         if not claimed:
             return
-        job_write(session=session, data={"op": "archive", "actor": actor or "auto-archive",
+        job_write(session=session, data={"op": "archive", "actor": actor or _received_file_user(),
                                          "overwrite": _default_overwrite(session)})
         _enqueue(session_id)
 

@@ -35,6 +35,7 @@ class Snapshot:
     aliases: dict[str, str] = field(default_factory=dict)
     allow_get_url: bool = False  # dicomEditAllowGetUrl
     inflate_max: int = 256 * 1024 * 1024  # a Deflated file inflates to at most this (headers.header_read)
+    file_name_template: str = ""  # dicomFileNameTemplate
 
     def resolve(self, name: str) -> str | None:
         if not name:
@@ -65,7 +66,8 @@ def _load() -> Snapshot:
     return Snapshot(anon_enabled=config.enable_sitewide_anonymization_script,
                     anon_script=config.sitewide_anonymization_script, site_filter=site_filter,
                     projects=projects, aliases=aliases, allow_get_url=config.dicom_edit_allow_get_url,
-                    inflate_max=min(config.upload_max_bytes, settings.DICOM_INFLATED_MAX_BYTES))
+                    inflate_max=min(config.upload_max_bytes, settings.DICOM_INFLATED_MAX_BYTES),
+                    file_name_template=config.dicom_file_name_template)
 
 
 def snapshot() -> Snapshot:

@@ -30,7 +30,8 @@ from django.utils import timezone
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
 from . import adapters, context, dicomwrite, fastheader, fastpath, rowdoc, script_state, storage
-from .headers import HeaderError, file_fields, header_read, label_chars, safe_file_name, scan_dir, uid
+from .filenames import stored_file_name
+from .headers import HeaderError, file_fields, header_read, label_chars, scan_dir, uid
 from .idle import idle_countdown_on_commit
 
 logger = logging.getLogger(__name__)
@@ -500,7 +501,8 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     fields.update(study_instance_uid=uid(ds, "StudyInstanceUID") or ("" if script is not None else study_uid),
                   series_instance_uid=series_uid)
     scan_id = scan_dir(fields["series_number"], series_uid)
-    relative = storage.scan_file_relative(scan_id, safe_file_name(sop_uid))
+    relative = storage.scan_file_relative(
+        scan_id, stored_file_name(ds, template=snap.file_name_template, sop_instance_uid=sop_uid))
     size = len(data) if data is not None else header.size
     result = _store(path=path, data=data, key=key, values=session_values, sop_uid=sop_uid, scan_id=scan_id,
                     relative=relative, size=size, fields=fields, row_writer=row_writer)

@@ -274,3 +274,22 @@ def test_the_uploader_pass_echoes_into_the_session_record_not_stdout_or_logs(ins
     session = PrearchiveSession.objects.get()
     notes = SessionNote.objects.filter(session=session, origin="uploader")
     assert sorted(notes.values_list("text", flat=True)) == names + ["Study of NEW01"] * 4
+
+
+def test_an_enabled_but_empty_site_script_marks_the_files_as_intake_does(inspected, member, settings, site):
+    """Issue 14 item 9: the uploader's pass adds the (0012,0064) item an enabled empty site script adds."""
+    site.enable_sitewide_anonymization_script = True
+    site.sitewide_anonymization_script = ""
+    site.save()
+    transfer = inspected(sessions=1)
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "E01", "label": "E01_MR", "scans": ["1"], "variables": {}}]})
+    assert importer.transfer_import(transfer_id=transfer.pk) == Transfer.Status.DONE
+    session = PrearchiveSession.objects.get()
+    rows = list(PrearchiveFile.objects.filter(session=session))
+    assert rows
+    for row in rows:
+        ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / session.relative_dir / row.relative_path)
+        items = ds[0x00120064].value
+        assert len(items) == 1 and items[0].CodingSchemeDesignator == "XNAT"
+        assert items[0].CodeMeaning.startswith("XNAT DicomEdit")

@@ -117,3 +117,78 @@ def test_get_url_in_the_site_script_at_intake_follows_the_setting(project, site,
     row = PrearchiveFile.objects.get(sop_instance_uid=stored.sop_instance_uid)
     path = Path(str(settings.PREARCHIVE_ROOT)) / row.session.relative_dir / row.relative_path
     assert dcmread(path).StudyDescription == "FROM-URL" and hits
+
+
+def test_ui_allow_quarantine_off_hides_and_refuses_the_quarantine_setting(admin_client, admin_user, project, site):
+    page = admin_client.get("/admin/xnatlite/project/PROJ1/change/").content.decode()
+    assert 'name="quarantine_code"' in page
+    assert 'name="quarantine_code"' in admin_client.get("/projects/PROJ1/manage/").content.decode()
+    site.ui_allow_quarantine = False
+    site.save()
+    assert 'name="quarantine_code"' not in admin_client.get("/admin/xnatlite/project/PROJ1/change/").content.decode()
+    manage = admin_client.get("/projects/PROJ1/manage/").content.decode()
+    assert 'name="quarantine_code"' not in manage and 'name="prearchive_code"' in manage
+    r = admin_client.post("/projects/PROJ1/manage/", {"section": "codes", "prearchive_code": "0", "quarantine_code": "1"})
+    assert r.status_code in (200, 302)
+    r = admin_client.put("/data/projects/PROJ1/quarantine_code/1")
+    assert r.status_code == 403 and b"Quarantine is not allowed" in r.content
+    project.refresh_from_db()
+    assert project.quarantine_code == 0
+
+
+def test_received_file_user_is_who_auto_archives_received_data(project, site, django_user_model):
+    """receivedFileUser: the account recorded for operations on received data (the auto-archive of a C-STORE
+    session: the archived session's archived_by and the audit's actor)."""
+    from prearchive.services.archive import session_archive
+    from xnatlite.models import AuditEvent, ImageSession
+
+    django_user_model.objects.create_superuser("robot", "r@example.org", "robot-pass-1")
+    site.received_file_user = "robot"
+    site.save()
+    project.prearchive_code = 4
+    project.save()
+    study = send_study(project="PROJ1", label="AUTO1")
+    session = PrearchiveSession.objects.get(tag=study)
+    build(session.pk)
+    assert PrearchiveSession.objects.get(pk=session.pk).status == S.QUEUED_ARCHIVING
+    assert session_archive(session_id=session.pk) == "archived"
+    assert ImageSession.objects.get(label="AUTO1").archived_by == "robot"
+    assert AuditEvent.objects.get(action="session_archive").actor == "robot"
+
+
+def test_stored_files_are_named_by_the_dicom_file_name_template(project, site):
+    """dicomFileNameTemplate (XNAT's default: StudyUID-Series-Instance-hash), a custom one, and the check of
+    unknown names when the setting is saved."""
+    from prearchive.models import PrearchiveFile
+    from prearchive.services import context
+    from xnatlite.forms import SiteConfigForm
+    from django.forms.models import model_to_dict
+
+    study = send_study(project="PROJ1", label="NAMES", series=((3, "MR", 2),))
+    rows = list(PrearchiveFile.objects.filter(session__tag=study).order_by("instance_number"))
+    for row in rows:
+        name = row.relative_path.rsplit("/", 1)[-1]
+        assert name.startswith(f"{study}-3-{row.instance_number}-") and name.endswith(".dcm")
+        assert (Path(str(settings.PREARCHIVE_ROOT)) / row.session.relative_dir / row.relative_path).is_file()
+    assert rows[0].relative_path != rows[1].relative_path
+
+    site.dicom_file_name_template = "${Modality}_${SeriesNumber}_${InstanceNumber}"
+    site.save()
+    context.invalidate()
+    study = send_study(project="PROJ1", label="CUSTOM", series=((4, "MR", 2),))
+    names = sorted(r.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.filter(session__tag=study)
+                   .values_list("relative_path", flat=True))
+    assert names == ["MR_4_1.dcm", "MR_4_2.dcm"]
+
+    data = {k: v for k, v in model_to_dict(site).items() if v is not None}
+    form = SiteConfigForm(data=dict(data, dicom_file_name_template="${NoSuchKeyword}-${SeriesNumber}"),
+                          instance=site)
+    assert not form.is_valid() and "NoSuchKeyword" in str(form.errors["dicom_file_name_template"])
+
+
+def test_session_archive_timeout_interval_has_left_the_settings_page_and_the_api(admin_client, admin_user, site):
+    page = admin_client.get(f"/admin/xnatlite/siteconfig/{site.pk}/change/").content.decode()
+    assert 'name="session_archive_timeout_interval"' not in page
+    assert 'name="received_file_user"' in page
+    body = admin_client.get("/xapi/siteConfig").json()
+    assert "sessionArchiveTimeoutInterval" not in body and "receivedFileUser" in body

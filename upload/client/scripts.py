@@ -43,7 +43,8 @@ def scripts_for(*, project) -> ScriptSet:
 
     config = site_config_get()
     texts = []
-    if config.enable_sitewide_anonymization_script and config.sitewide_anonymization_script.strip():
+    if config.enable_sitewide_anonymization_script:
+        # Even an empty one: it adds its (0012,0064) item, as intake's pass does (seed 000).
         texts.append(("site-wide", config.sitewide_anonymization_script))
     if project.anon_script_enabled and project.anon_script.strip():
         texts.append(("project", project.anon_script))

@@ -61,6 +61,9 @@ def project_quarantine_code_set(*, project: Project, value: str, actor: str) -> 
     mapped = {"true": 1, "false": 0, "1": 1, "0": 0}.get(str(value).strip().lower())
     if mapped is None:
         raise ValidationError("The quarantine code must be 0 or 1.", code="invalid")
+    if mapped and not site_config_get().ui_allow_quarantine:
+        raise ValidationError("Quarantine is not allowed on this site (uiAllowQuarantine is off).",
+                              code="forbidden")
     Project.objects.filter(pk=project.pk).update(quarantine_code=mapped)
     audit_record(actor=actor, action="project_quarantine_code", project_id=project.id, code=mapped)
     return mapped

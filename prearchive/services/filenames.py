@@ -1,0 +1,63 @@
+"""XNAT's stored DICOM file names: ``dicomFileNameTemplate`` (reference/xnat.md §1, §7).
+
+``${Keyword}`` is the value of that DICOM attribute in the stored file (after the site script), and
+``${HashSOPClassUIDWithSOPInstanceUID}`` a short hash of both UIDs, which keeps two instances apart when the
+other parts agree. xnatlite never keeps a name from the upload (an archive's entry names may carry patient
+names): every stored file is named by the template, as XNAT does with ``rename=true``. Characters outside
+``[A-Za-z0-9._-]`` become ``_``; a template that renders to nothing falls back to the SOP Instance UID.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+from pydicom.datadict import keyword_dict
+
+HASH_NAME = "HashSOPClassUIDWithSOPInstanceUID"
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+MAX_NAME = 200
+MSG_UNKNOWN = "Unknown name in the template: ${{{name}}} (use DICOM keywords, or " + HASH_NAME + ")."
+
+
+def template_check(template: str) -> None:
+    """Raise ValueError naming the first ``${...}`` that is neither a DICOM keyword nor the hash."""
+    for name in _PLACEHOLDER.findall(template):
+        if name != HASH_NAME and name not in keyword_dict:
+            raise ValueError(MSG_UNKNOWN.format(name=name))
+    if "/" in template or "\\" in template:
+        raise ValueError("The template may not contain a path separator.")
+
+
+@lru_cache(maxsize=8)
+def _parts(template: str) -> tuple[tuple[str, str], ...]:
+    """The template as (literal, placeholder) pairs, parsed once per template text."""
+    out, last = [], 0
+    for match in _PLACEHOLDER.finditer(template):
+        out.append((template[last:match.start()], match.group(1)))
+        last = match.end()
+    out.append((template[last:], ""))
+    return tuple(out)
+
+
+def _value(ds, name: str) -> str:
+    if name == HASH_NAME:
+        both = f"{ds.get('SOPClassUID', '') or ''}{ds.get('SOPInstanceUID', '') or ''}"
+        return hashlib.sha256(both.encode("ascii", "replace")).hexdigest()[:12]
+    value = ds.get(name)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (list, tuple)) or getattr(value, "VM", 1) > 1:
+        return "_".join(str(v) for v in value)
+    return str(value)
+
+
+def stored_file_name(ds, *, template: str, sop_instance_uid: str) -> str:
+    """The file name (``.dcm``) of a stored instance under ``template``."""
+    name = "".join(literal + (_value(ds, ph) if ph else "") for literal, ph in _parts(template or ""))
+    name = _UNSAFE.sub("_", name).strip("._-")
+    if not name:
+        name = _UNSAFE.sub("_", sop_instance_uid) or "instance"
+    name = name[:MAX_NAME]
+    return name if name.lower().endswith(".dcm") else name + ".dcm"
