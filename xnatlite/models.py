@@ -351,3 +351,40 @@ class SchedulerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ArchiveJob(models.Model):
+    """A relabel, move or subject relabel of archived data, run by a worker (xnatlite/archive/jobs.py).
+    ``params`` holds labels only; ``error`` is a message for the user, never PHI."""
+
+    class Op(models.TextChoices):
+        SESSION_UPDATE = "session_update", "Relabel / move / reassign a session"
+        SUBJECT_RELABEL = "subject_relabel", "Relabel a subject"
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED"
+        RUNNING = "RUNNING"
+        DONE = "DONE"
+        FAILED = "FAILED"
+
+    op = models.CharField(max_length=32, choices=Op.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    project_id = models.CharField(max_length=64)
+    session = models.ForeignKey(ImageSession, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="jobs")
+    subject = models.ForeignKey(Subject, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    params = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    result = models.CharField(max_length=255, blank=True, help_text="The archive URI once done.")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.project_id} {self.status}"

@@ -24,7 +24,8 @@ from django.conf import settings
 from django.db import connection
 
 # First key of the two-int advisory lock: one namespace per kind of job.
-NAMESPACES = {"session": 7401, "destination": 7402, "upload": 7403, "transfer": 7404}
+NAMESPACES = {"session": 7401, "destination": 7402, "upload": 7403, "transfer": 7404,
+              "archived-session": 7411, "archived-subject": 7412}  # the last two: xnatlite/archive/jobs.py
 
 
 def _key(kind: str, ident: str | int) -> tuple[int, int]:

@@ -13,6 +13,15 @@ pytestmark = pytest.mark.django_db
 S = PrearchiveSession.Status
 
 
+def run_jobs():
+    """The edits are worker jobs (issue 14 item 7): run what the pages queued, as the worker would."""
+    from xnatlite.archive.jobs import archive_job_run
+    from xnatlite.models import ArchiveJob
+
+    for job_id in ArchiveJob.objects.filter(status="QUEUED").order_by("id").values_list("id", flat=True):
+        assert archive_job_run(job_id=job_id) == "DONE", ArchiveJob.objects.get(pk=job_id).error
+
+
 def archive_now(session, **kwargs):
     from prearchive.services.archive import session_archive, session_archive_request
 
@@ -103,7 +112,8 @@ def test_relabel_move_and_reassign_rerun_the_project_script(scripted_project, me
     archive_now(ready_session(project="PROJ1"), label="E1", subject="S1")
     client = client_for(member)
     response = client.post("/archive/PROJ1/sessions/E1/", {"project": "PROJ2", "subject": "S2", "label": "E2"})
-    assert response.status_code == 302 and response.url == "/archive/PROJ2/sessions/E2/"
+    assert response.status_code == 302 and response.url == "/archive/PROJ1/sessions/E1/"  # queued
+    run_jobs()
     assert not archived_files("PROJ1", "E1")
     for ds in read_all("PROJ2", "E2"):
         assert (ds.StudyDescription, str(ds.PatientName), ds.PatientID) == ("PROJ2", "S2", "E2")
@@ -112,6 +122,7 @@ def test_relabel_move_and_reassign_rerun_the_project_script(scripted_project, me
 
     subject = Subject.objects.get(project_id="PROJ2", label="S2")
     assert client.post("/archive/PROJ2/subjects/S2/", {"label": "S3"}).status_code == 302
+    run_jobs()
     for ds in read_all("PROJ2", "E2"):
         assert str(ds.PatientName) == "S3"
     assert Subject.objects.get(pk=subject.pk).label == "S3"
@@ -122,6 +133,7 @@ def test_relabel_without_rerun_keeps_the_headers(scripted_project, member, site)
     site.save()
     archive_now(ready_session(project="PROJ1"), label="E1", subject="S1")
     client_for(member).post("/archive/PROJ1/sessions/E1/", {"project": "PROJ1", "subject": "S1", "label": "E9"})
+    run_jobs()
     assert {ds.PatientID for ds in read_all("PROJ1", "E9")} == {"E1"}
 
 

@@ -90,6 +90,23 @@ def project_anon_script_set(*, project: Project, actor: str, text: str | None = 
 
 
 # ------------------------------------------------------------------ re-anonymizing archived files
+#
+# These run inside a worker job (jobs.py), under the session's (or subject's) lock: every new file is written
+# into a folder beside the old one first; only when all are written are the folders switched by rename, and
+# only then does the database change. A script that does not compile or fails on a file raises ArchiveEditError
+# and leaves the files and the database as they were.
+
+MSG_SCRIPT_COMPILE = "The project's anonymization script does not compile ({detail}); nothing was changed."
+MSG_SCRIPT_FAILED = "The project's anonymization script failed on a file ({detail}); nothing was changed."
+
+
+class ArchiveEditError(Exception):
+    """An edit of archived data that cannot be done; the message is shown to the user as is."""
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 def _script_for(project: Project):
@@ -97,38 +114,55 @@ def _script_for(project: Project):
         return None
     from anonymization.services import script_compile
 
-    return script_compile(text=project.anon_script)
+    try:
+        return script_compile(text=project.anon_script)
+    except Exception as exc:  # noqa: BLE001 - any compile failure: change nothing
+        raise ArchiveEditError(MSG_SCRIPT_COMPILE.format(detail=_first_line(exc))) from None
 
 
-def _rewrite(*, src: Path, dst: Path, script, variables: dict[str, str]) -> None:
+def count_files(folder: Path) -> int:
+    return sum(1 for _f, _d, names in os.walk(folder) for name in names
+               if not name.startswith(".") and not name.endswith(CATALOG_SUFFIX))
+
+
+def _rewrite(*, src: Path, dst: Path, script, variables: dict[str, str], progress=None) -> None:
     """Copy the session folder ``src`` to ``dst`` (which must not exist), applying ``script`` to each DICOM
-    file; written under a partial name and renamed into place."""
+    file; written under a partial name and renamed into place. ``progress()`` after each file. On any
+    failure the partial folder is removed and ``src`` is untouched."""
     from anonymization.services import run_context_for
 
     partial = dst.with_name(f".{dst.name}.rewrite")
     shutil.rmtree(partial, ignore_errors=True)
     run = run_context_for(project_id=variables.get("project") or None, echo=lambda text: None)
-    for folder, _dirs, names in os.walk(src):
-        rel = Path(folder).relative_to(src)
-        for name in names:
-            if name.startswith(".") or name.endswith(CATALOG_SUFFIX):  # catalogs: written again on access
-                continue
-            out = partial / rel / name
-            out.parent.mkdir(parents=True, exist_ok=True)
-            source = Path(folder) / name
-            if script is None:
-                shutil.copy2(source, out)
-                continue
-            ds = dcmread(source)
-            result = script.apply(ds, variables=variables, run=run)
-            if getattr(result, "rejected", False):
-                continue
-            tmp = out.with_name(f".{name}.tmp")
-            ds.save_as(tmp)
-            os.replace(tmp, out)
-    partial.mkdir(parents=True, exist_ok=True)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(partial, dst)
+    try:
+        for folder, _dirs, names in os.walk(src):
+            rel = Path(folder).relative_to(src)
+            for name in names:
+                if name.startswith(".") or name.endswith(CATALOG_SUFFIX):  # catalogs: written again on access
+                    continue
+                out = partial / rel / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                source = Path(folder) / name
+                if script is None:
+                    shutil.copy2(source, out)
+                else:
+                    ds = dcmread(source)
+                    try:
+                        result = script.apply(ds, variables=variables, run=run)
+                    except Exception as exc:  # noqa: BLE001 - a script failing on a file stops the edit
+                        raise ArchiveEditError(MSG_SCRIPT_FAILED.format(detail=_first_line(exc))) from None
+                    if not getattr(result, "rejected", False):
+                        tmp = out.with_name(f".{name}.tmp")
+                        ds.save_as(tmp)
+                        os.replace(tmp, out)
+                if progress is not None:
+                    progress()
+        partial.mkdir(parents=True, exist_ok=True)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(partial, dst)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def _variables(session: ImageSession, project_id: str, subject: str, label: str) -> dict[str, str]:
@@ -136,76 +170,128 @@ def _variables(session: ImageSession, project_id: str, subject: str, label: str)
             "modalityLabel": {"PT": "PET"}.get(session.modality, session.modality)}
 
 
-def archived_session_update(*, session: ImageSession, actor: str, label: str | None = None,
-                            subject_label: str | None = None, project_id: str | None = None) -> ImageSession:
-    """Relabel, move to another project and/or assign to another subject (created if new)."""
-    new_project = Project.objects.get(pk=project_id) if project_id else session.project
+def archived_session_update_check(*, session: ImageSession, label: str | None = None,
+                                  subject_label: str | None = None,
+                                  project_id: str | None = None) -> tuple[Project, str, str] | None:
+    """What an update would make of ``session``: (project, label, subject label), or None when nothing
+    changes. Raises ValidationError for an edit that cannot be done."""
+    new_project = Project.objects.filter(pk=project_id).first() if project_id else session.project
+    if new_project is None:
+        raise ValidationError(f"No project {project_id}.", code="invalid")
     new_label = label or session.label
     new_subject = subject_label or session.subject.label
     for value in (new_label, new_subject):
         ID_VALIDATOR(value)
     if (new_project.pk, new_label, new_subject) == (session.project_id, session.label, session.subject.label):
-        return session
+        return None
     if ImageSession.objects.filter(project=new_project, label=new_label).exclude(pk=session.pk).exists():
         raise ValidationError(f"Project {new_project.pk} already has a session labelled {new_label}.",
                               code="exists")
+    return new_project, new_label, new_subject
+
+
+def archived_session_update(*, session: ImageSession, actor: str, label: str | None = None,
+                            subject_label: str | None = None, project_id: str | None = None,
+                            progress=None) -> ImageSession:
+    """Relabel, move to another project and/or assign to another subject (created if new). Run by the
+    worker job (jobs.py) under the session's lock; files first, then the database."""
+    change = archived_session_update_check(session=session, label=label, subject_label=subject_label,
+                                           project_id=project_id)
+    if change is None:
+        return session
+    new_project, new_label, new_subject = change
     old_folder = session_folder(session)
     new_rel = f"{new_project.pk}/{ARC}/{new_label}"
     new_folder = archive_root() / new_rel
     rerun = site_config_get().rerun_project_anon_on_rename
     script = _script_for(new_project) if rerun else None
+    backup = None
     if new_folder != old_folder or script is not None:
         target = new_folder if new_folder != old_folder else new_folder.with_name(f".{new_label}.new")
         if target.exists():
-            raise ValidationError("The destination folder already exists in the archive.", code="exists")
+            raise ArchiveEditError("The destination folder already exists in the archive.")
         _rewrite(src=old_folder, dst=target, script=script,
-                 variables=_variables(session, new_project.pk, new_subject, new_label))
+                 variables=_variables(session, new_project.pk, new_subject, new_label), progress=progress)
         if target != new_folder:  # rewritten in place: swap
             backup = old_folder.with_name(f".{new_label}.old")
             os.rename(old_folder, backup)
             os.rename(target, new_folder)
-            old_folder = backup
     old = (session.project_id, session.subject.label, session.label)
-    with transaction.atomic():
-        subject, _ = Subject.objects.get_or_create(project=new_project, label=new_subject)
-        ImageSession.objects.filter(pk=session.pk).update(project=new_project, subject=subject, label=new_label,
-                                                          archive_path=new_rel)
-        audit_record(actor=actor, action="session_update", project_id=new_project.pk,
-                     subject_label=new_subject, session_label=new_label, old_project=old[0],
-                     old_subject=old[1], old_label=old[2], reanonymized=script is not None)
-    if old_folder.exists() and old_folder != new_folder:
-        shutil.rmtree(old_folder, ignore_errors=True)
+    try:
+        with transaction.atomic():
+            subject, _ = Subject.objects.get_or_create(project=new_project, label=new_subject)
+            ImageSession.objects.filter(pk=session.pk).update(project=new_project, subject=subject,
+                                                              label=new_label, archive_path=new_rel)
+            audit_record(actor=actor, action="session_update", project_id=new_project.pk,
+                         subject_label=new_subject, session_label=new_label, old_project=old[0],
+                         old_subject=old[1], old_label=old[2], reanonymized=script is not None)
+    except BaseException:
+        # The database said no: put the old files back where the record points.
+        if backup is not None:
+            shutil.rmtree(new_folder, ignore_errors=True)
+            os.rename(backup, old_folder)
+        elif new_folder != old_folder:
+            shutil.rmtree(new_folder, ignore_errors=True)
+        raise
+    for leftover in (backup, old_folder if new_folder != old_folder else None):
+        if leftover is not None and leftover.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
     session.refresh_from_db()
     return session
 
 
-def subject_relabel(*, subject: Subject, new_label: str, actor: str) -> Subject:
-    """Change a subject's label; its sessions' files are re-anonymized with the new subject label."""
+def subject_relabel_check(*, subject: Subject, new_label: str) -> None:
     ID_VALIDATOR(new_label)
     if Subject.objects.filter(project=subject.project, label=new_label).exclude(pk=subject.pk).exists():
         raise ValidationError(f"Project {subject.project_id} already has a subject labelled {new_label}.",
                               code="exists")
+
+
+def subject_relabel(*, subject: Subject, new_label: str, actor: str, progress=None) -> Subject:
+    """Change a subject's label. With rerunProjectAnonOnRename, every session's files are first rewritten
+    with the new subject label beside the old ones; then all are switched; the database changes last."""
+    subject_relabel_check(subject=subject, new_label=new_label)
     old_label = subject.label
     sessions = list(subject.sessions.all())
-    with transaction.atomic():
-        Subject.objects.filter(pk=subject.pk).update(label=new_label)
-        audit_record(actor=actor, action="subject_relabel", project_id=subject.project_id,
-                     subject_label=new_label, old_subject=old_label, sessions=len(sessions))
-    subject.refresh_from_db()
-    if site_config_get().rerun_project_anon_on_rename:
-        script = _script_for(subject.project)
-        for session in sessions:
-            if script is None:
-                break
-            folder = session_folder(session)
-            fresh = folder.with_name(f".{session.label}.new")
-            shutil.rmtree(fresh, ignore_errors=True)
-            _rewrite(src=folder, dst=fresh, script=script,
-                     variables=_variables(session, subject.project_id, new_label, session.label))
-            backup = folder.with_name(f".{session.label}.old")
-            os.rename(folder, backup)
-            os.rename(fresh, folder)
+    script = _script_for(subject.project) if site_config_get().rerun_project_anon_on_rename else None
+    fresh: list[tuple[Path, Path]] = []
+    if script is not None:
+        try:
+            for session in sessions:
+                folder = session_folder(session)
+                new = folder.with_name(f".{session.label}.new")
+                shutil.rmtree(new, ignore_errors=True)
+                _rewrite(src=folder, dst=new, script=script,
+                         variables=_variables(session, subject.project_id, new_label, session.label),
+                         progress=progress)
+                fresh.append((folder, new))
+        except BaseException:
+            for _folder, new in fresh:
+                shutil.rmtree(new, ignore_errors=True)
+            raise
+    swapped: list[tuple[Path, Path]] = []
+    try:
+        for folder, new in fresh:
+            backup = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
+            os.rename(folder, backup)
+            os.rename(new, folder)
+            swapped.append((folder, backup))
+        with transaction.atomic():
+            Subject.objects.filter(pk=subject.pk).update(label=new_label)
+            audit_record(actor=actor, action="subject_relabel", project_id=subject.project_id,
+                         subject_label=new_label, old_subject=old_label, sessions=len(sessions),
+                         reanonymized=script is not None)
+    except BaseException:
+        for folder, backup in swapped:  # back to the old files: the database still names the old label
+            shutil.rmtree(folder, ignore_errors=True)
+            os.rename(backup, folder)
+        for _folder, new in fresh:
+            shutil.rmtree(new, ignore_errors=True)
+        raise
+    for _folder, backup in swapped:
+        shutil.rmtree(backup, ignore_errors=True)
+    subject.refresh_from_db()
     return subject
 
 

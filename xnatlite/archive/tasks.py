@@ -52,6 +52,20 @@ def session_delete_task(self, session_id: int) -> str:
         raise _retry(self, exc)
 
 
+@shared_task(name="xnatlite.archive_job", bind=True, ignore_result=True, acks_late=True, max_retries=8)
+def archive_job_task(self, job_id: int) -> str | None:
+    """A relabel / move / subject relabel of archived data (xnatlite/archive/jobs.py)."""
+    from xnatlite.archive.jobs import archive_job_run
+
+    try:
+        status = archive_job_run(job_id=job_id)
+    except TRANSIENT as exc:
+        raise _retry(self, exc)
+    if status == "QUEUED":  # another live job holds these files: run again shortly
+        raise self.retry(countdown=2)
+    return status
+
+
 @shared_task(name="prearchive.jobs_recover", ignore_result=True, acks_late=True)
 def jobs_recover_task() -> int:
     from prearchive.services.recover import jobs_recover
@@ -59,9 +73,17 @@ def jobs_recover_task() -> int:
     return jobs_recover()
 
 
+@shared_task(name="xnatlite.archive_jobs_recover", ignore_result=True, acks_late=True)
+def archive_jobs_recover_task() -> int:
+    from xnatlite.archive.jobs import archive_jobs_recover
+
+    return archive_jobs_recover()
+
+
 @worker_ready.connect
 def _recover_on_start(sender=None, **kwargs) -> None:
     try:
         jobs_recover_task.delay()
+        archive_jobs_recover_task.delay()
     except Exception as exc:  # noqa: BLE001 - recovery is best effort; a stuck job shows on the page
         logger.warning("could not queue the job recovery: %s", type(exc).__name__)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,8 +13,10 @@ from django.views.decorators.http import require_POST
 
 from xnatlite import permissions
 from xnatlite.models import ID_VALIDATOR, AuditEvent, ImageSession, Project, Subject
-from .services import (archived_session_delete, archived_session_quarantine_set, archived_session_update,
-                               subject_relabel)
+from xnatlite.models import ArchiveJob
+
+from .jobs import JobRefused, archive_job_state, archived_session_update_request, subject_relabel_request
+from .services import archived_session_delete, archived_session_quarantine_set
 
 
 def _project_or_404(request: HttpRequest, project_id: str) -> Project:
@@ -76,17 +77,23 @@ def subject_detail(request: HttpRequest, project_id: str, label: str) -> HttpRes
             raise Http404("No such page.")
         if form.is_valid():
             try:
-                subject = subject_relabel(subject=subject, new_label=form.cleaned_data["label"],
-                                          actor=request.user.get_username())
-            except ValidationError as exc:
-                messages.error(request, " ".join(exc.messages))
+                job = subject_relabel_request(subject=subject, new_label=form.cleaned_data["label"],
+                                              actor=request.user.get_username())
+            except JobRefused as exc:
+                messages.error(request, str(exc))
             else:
-                messages.success(request, "Subject relabelled.")
+                if job is not None:
+                    messages.success(request, "Relabel queued: its progress is shown below.")
                 return redirect("archive-subject", project.pk, subject.label)
     return render(request, "archive/subject.html", {
         "project": project, "subject": subject, "sessions": _sessions(request, project).filter(subject=subject),
-        "form": form, "can_edit": can_edit,
+        "form": form, "can_edit": can_edit, "job": _last_job(subject=subject),
     })
+
+
+def _last_job(**where) -> dict | None:
+    job = ArchiveJob.objects.filter(**where).order_by("-created", "-id").first()
+    return archive_job_state(job) if job is not None else None
 
 
 class SessionEditForm(forms.Form):
@@ -112,17 +119,19 @@ def session_detail(request: HttpRequest, project_id: str, label: str) -> HttpRes
         if form.is_valid():
             data = form.cleaned_data
             try:
-                session = archived_session_update(session=session, actor=request.user.get_username(),
-                                                  label=data["label"], subject_label=data["subject"],
-                                                  project_id=data["project"])
-            except (ValidationError, Project.DoesNotExist) as exc:
-                messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+                job = archived_session_update_request(session=session, actor=request.user.get_username(),
+                                                      label=data["label"], subject_label=data["subject"],
+                                                      project_id=data["project"])
+            except JobRefused as exc:
+                messages.error(request, str(exc))
             else:
-                messages.success(request, "Session updated.")
+                if job is not None:
+                    messages.success(request, "Edit queued: its progress is shown below.")
                 return redirect("archive-session", session.project_id, session.label)
     return render(request, "archive/session.html", {
         "s": session, "scans": session.scans.all(), "form": form, "can_edit": can_edit,
         "can_manage": permissions.can_manage_project(request.user, session.project_id),
+        "job": _last_job(session=session),
     })
 
 
