@@ -117,6 +117,7 @@ RULES: dict[str, tuple[int, ...]] = {
     "xapi/schemas": (401, 200, 200, 200, 200, 200),
     "xapi/schemas/{schema}": (401, 200, 200, 200, 200, 200),
     "data/services/archive": (401, 405, 405, 405, 405, 405),
+    "data/services/archive/jobs/{archive_job_id}": (401, 404, 200, 200, 200, 200),
     "data/services/auth": (405, 405, 405, 405, 405, 405),
     "data/services/import": (401, 405, 405, 405, 405, 405),
     "data/services/prearchive/{operation}": (401, 405, 405, 405, 405, 405),
@@ -220,6 +221,9 @@ def world(admin_user, project, owner, member, collaborator, outsider, site):
     assert session_archive(session_id=done.pk) == "archived"
     transfer = Transfer.objects.create(user=member, project=project, file_name="x.zip")
     job = UploadJob.objects.create(user=member, project=project, file_name="x.zip")
+    from xnatlite.models import ArchiveJob
+
+    archive_job = ArchiveJob.objects.create(op=ArchiveJob.Op.SESSION_UPDATE, project_id="PROJ1", actor="admin")
     file = PrearchiveFile.objects.filter(session=pending).first()
     from xnatlite.archive.data import scan_files, subject_id
     from xnatlite.models import ImageSession
@@ -230,7 +234,8 @@ def world(admin_user, project, owner, member, collaborator, outsider, site):
         "project_id": "PROJ1", "project": "PROJ1", "projects": "PROJ1", "path_project": "PROJ1",
         "timestamp": pending.timestamp, "folder": pending.folder_name, "pk": str(pending.pk),
         "file_id": str(file.pk), "scan_id": file.scan_id, "label": "ARC1",
-        "transfer_id": str(transfer.id), "job_id": str(job.id), "key": "nokey", "operation": "move",
+        "transfer_id": str(transfer.id), "job_id": str(job.id), "archive_job_id": str(archive_job.pk),
+        "key": "nokey", "operation": "move",
         "code": "4", "experiment": archived.accession_id, "subject": subject_id(archived.subject),
         "scan": first_scan.scan_id, "scans": "ALL", "resource": "DICOM",
         "file_name": scan_files(archived, [first_scan])[0].name, "schema": "xnat", "element": "xnat:mrSessionData",

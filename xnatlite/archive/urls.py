@@ -15,7 +15,7 @@ urlpatterns = [
             archive_api.prearchive_session),
     re_path(r"^data/services/prearchive/(?P<operation>move|delete|rebuild)/?$", archive_api.services_prearchive),
     re_path(r"^data/services/archive/?$", archive_api.services_archive),
-    re_path(r"^data/services/archive/jobs/(?P<job_id>[0-9]+)/?$", api_jobs.archive_job),
+    re_path(r"^data/services/archive/jobs/(?P<archive_job_id>[0-9]+)/?$", api_jobs.archive_job),
     re_path(rf"^data/projects/(?P<project_id>{SEG})/prearchive_code/?$", archive_api_data.prearchive_code),
     re_path(rf"^data/projects/(?P<project_id>{SEG})/prearchive_code/(?P<code>{SEG})/?$",
             archive_api_data.prearchive_code),
