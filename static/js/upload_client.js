@@ -375,7 +375,9 @@
       var label = el("input", { type: "text", id: "uc-label" });
       var grid = el("div", { "class": "uc-grid card", id: "uc-single" }, [
         el("label", { "for": "uc-subject", text: "Subject" }), el("div", {}, [subjectSel, newSubject]),
-        el("label", { "for": "uc-label", text: "Session label" }), label]);
+        el("label", { "for": "uc-label", text: "Session label" }), label,
+        // The session's visit (optional): stored on the session and given to the scripts as `visit` (seed 000).
+        el("label", { "for": "uc-visit", text: "Visit (optional)" }), el("input", { type: "text", id: "uc-visit" })]);
       var tracerRow = [el("label", { "for": "uc-tracer", text: "PET tracer" }), tracerSelect(conf, "uc-tracer")];
       tracerRow.forEach(function (n) { grid.appendChild(n); });
       var dateRow = conf.require_date ? [el("label", { "for": "uc-visit-date", text: "Visit date" }), el("input", { type: "date", id: "uc-visit-date" })] : [];
@@ -437,7 +439,7 @@
       scans.forEach(function (sc) { if (state.pixel[key + "/" + sc]) pixel[key + "/" + sc] = state.pixel[key + "/" + sc]; });
       return { sessions: [{ key: key, subject: sel.value === "__new__" ? $("#uc-new-subject").value.trim() : sel.value,
         label: $("#uc-label").value.trim(), tracer: $("#uc-tracer").hidden ? "" : $("#uc-tracer").value,
-        scans: scans, variables: variables, visit_date: $("#uc-visit-date") ? $("#uc-visit-date").value : "" }], pixel: pixel };
+        visit: $("#uc-visit") ? $("#uc-visit").value.trim() : "", scans: scans, variables: variables, visit_date: $("#uc-visit-date") ? $("#uc-visit-date").value : "" }], pixel: pixel };
     }
 
     /* -- bulk ---------------------------------------------------------- */

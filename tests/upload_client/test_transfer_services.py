@@ -293,3 +293,43 @@ def test_an_enabled_but_empty_site_script_marks_the_files_as_intake_does(inspect
         items = ds[0x00120064].value
         assert len(items) == 1 and items[0].CodingSchemeDesignator == "XNAT"
         assert items[0].CodeMeaning.startswith("XNAT DicomEdit")
+
+
+SEED_002_SCRIPT = "(0008,1030) := my_var\n"  # seed 002, verbatim: a DicomEdit 4.2 script with a user input
+SEED_000_VISIT = 'version "6.1"\n(0008,1030) := visit\n'  # seed 000: scripts may use the upload's visit
+
+
+def test_seed_002_my_var_is_asked_for_and_its_value_reaches_the_script(inspected, member, settings, site):
+    from upload.client.services import uploader_settings
+
+    Project.objects.filter(pk="PROJ1").update(anon_script=SEED_002_SCRIPT, anon_script_enabled=True)
+    conf = uploader_settings(project=Project.objects.get(pk="PROJ1"))
+    assert conf["script_error"] in ("", None)
+    assert [v["name"] for v in conf["variables"]] == ["my_var"]
+    transfer = inspected(sessions=1)
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "V01", "label": "V01_MR", "variables": {"my_var": "typed by the user"}}]})
+    assert importer.transfer_import(transfer_id=transfer.pk) == Transfer.Status.DONE
+    session = PrearchiveSession.objects.get()
+    for row in PrearchiveFile.objects.filter(session=session):
+        ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / session.relative_dir / row.relative_path)
+        assert ds.StudyDescription == "typed by the user"
+
+
+def test_seed_000_visit_is_set_from_the_uploads_visit(inspected, member, settings, site):
+    from upload.client.services import uploader_settings
+
+    Project.objects.filter(pk="PROJ1").update(anon_script=SEED_000_VISIT, anon_script_enabled=True)
+    assert uploader_settings(project=Project.objects.get(pk="PROJ1"))["variables"] == []  # not asked: supplied
+    transfer = inspected(sessions=1)
+    with pytest.raises(ValidationError):
+        importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+            "key": "s1", "subject": "V02", "label": "V02_MR", "visit": "bad visit!"}]})
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "V02", "label": "V02_MR", "visit": "visit_3"}]})
+    assert importer.transfer_import(transfer_id=transfer.pk) == Transfer.Status.DONE
+    session = PrearchiveSession.objects.get()
+    assert session.visit == "visit_3"
+    row = PrearchiveFile.objects.filter(session=session).first()
+    ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / session.relative_dir / row.relative_path)
+    assert ds.StudyDescription == "visit_3"

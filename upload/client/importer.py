@@ -106,6 +106,9 @@ def transfer_confirm(*, transfer: Transfer, user, data: dict[str, Any]) -> Trans
         if session is None:
             raise ValidationError(MSG_UNKNOWN.format(key=key))
         subject, label = str(item.get("subject", "")).strip(), str(item.get("label", "")).strip()
+        visit = str(item.get("visit", "") or "").strip()
+        if visit and not LABEL_RE.match(visit):
+            raise ValidationError(MSG_LABEL.format(what="Visit", value=visit[:80]))
         tracer = str(item.get("tracer", "") or "").strip()
         if not subject:
             raise ValidationError(MSG_SUBJECT)
@@ -141,7 +144,8 @@ def transfer_confirm(*, transfer: Transfer, user, data: dict[str, Any]) -> Trans
             if rects:
                 templates[scan] = rects
         sessions.append({"key": key, "subject": subject, "new_subject": subject not in existing, "label": label,
-                         "tracer": tracer, "scans": scans, "variables": variables, "pixel": templates,
+                         "tracer": tracer, "visit": visit, "scans": scans, "variables": variables,
+                         "pixel": templates,
                          "visit_date": str(item.get("visit_date", "") or "").strip()})
     dates_unknown = bool(data.get("dates_unknown"))
     actor = user.get_username()
@@ -246,10 +250,13 @@ def _transfer_import(*, transfer_id) -> str | None:
                 if created:
                     audit_record(actor=user.get_username(), action="subject_create", project_id=project.pk,
                                  subject_label=subject, via="uploader")
+            visit = choice.get("visit", "")
             variables = {**choice["variables"], "project": project.pk, "subject": subject, "session": label,
-                         "modalityLabel": session["modality_label"]}
+                         "modalityLabel": session["modality_label"], "visit": visit}  # seed 000: visit
             anonymizer = Anonymizer(scripts=scripts, label=label, variables=variables)
             params = {"PROJECT_ID": project.pk, "SUBJECT_ID": subject, "EXPT_LABEL": label, "SOURCE": "uploader"}
+            if visit:
+                params["VISIT"] = visit
             for scan_id in choice["scans"]:
                 rects = choice["pixel"].get(scan_id)
                 blank = pixel_script(rects) if rects else None
