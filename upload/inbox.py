@@ -315,4 +315,5 @@ def inbox_import(*, path: str, params: dict[str, str], user, progress: Progress 
     logger.info("inbox import: %d stored, %d duplicate, %d filtered, %d refused, %d skipped",
                 report.stored, report.duplicates, report.filtered, report.rejected, report.skipped_total)
     import_commit(report=report, params=params)
+    report.refusals_raise()  # the originals of refused files stay in the inbox
     return report

@@ -45,6 +45,11 @@ MSG_NO_SUBJECT = ("Project {project} does not allow new subjects to be created o
 MSG_TOO_BIG = "The upload is larger than the site's limit of {limit} bytes."
 MSG_INTAKE_FAILED = "The server could not store the files ({detail}); nothing more was imported. Try again later."
 MSG_HIDDEN = "The compressed uploader is disabled on this site."
+MSG_REFUSED = ("{count} of {total} file(s) were refused and not stored; send them again once fixed (the "
+               "position is the file's place among the files of the upload, in the archive's order):")
+MSG_REFUSED_STORED = "The other files were stored in:"
+# Reasons intake gives for a file that is not DICOM at all (a README in a zip): skipped quietly, as XNAT does.
+_NOT_DICOM_REASONS = ("The file is not DICOM", "The file is too short to be DICOM")
 MSG_NO_DICOM = "Upload did not include parseable files for session generation."  # XNAT's words
 
 
@@ -131,6 +136,12 @@ def import_authorize(*, user, params: dict[str, str]) -> str | None:
     return project_id
 
 
+def _sender_must_know(reason: str) -> bool:
+    from prearchive.services.intake import MSG_SCRIPT_REJECT
+
+    return reason != MSG_SCRIPT_REJECT and not reason.startswith(_NOT_DICOM_REASONS)
+
+
 def _truthy(value: Any) -> bool:
     return str(value or "").strip().lower() in ("true", "t", "1", "yes")
 
@@ -150,6 +161,9 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     skipped_total: int = 0
     parseable: int = 0  # files intake read as DICOM (stored, filtered, or refused by the site script)
+    files: int = 0  # files given to intake
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (position, why): DICOM thrown away
+    refused_total: int = 0
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped_total += 1
@@ -157,8 +171,13 @@ class ImportReport:
             self.skipped.append((name, reason))
 
     def add(self, result, name: str) -> None:
+        self.files += 1
         if result.status != "rejected" or result.session_id is not None:
             self.parseable += 1
+        if result.status == "rejected" and _sender_must_know(result.reason):
+            self.refused_total += 1
+            if len(self.refused) < SKIPPED_LIMIT:
+                self.refused.append((self.files, result.reason or "refused"))
         if result.session_id is not None and result.status in ("stored", "duplicate"):
             if result.session_id not in self.uris:
                 self.session_ids.append(result.session_id)
@@ -173,6 +192,21 @@ class ImportReport:
         else:
             self.rejected += 1
             self.skip(name, result.reason or "refused")
+
+    def refusals_raise(self) -> None:
+        """Files thrown away that the sender meant as DICOM (unreadable header, no UID, the site script
+        failed): a 422 that says which (by position, never by a name or header value) and why, so the
+        sender keeps and resends them. Not for files a filter or the script's reject[] dropped on purpose,
+        nor for files that are not DICOM at all."""
+        if not self.refused_total:
+            return
+        lines = [MSG_REFUSED.format(count=self.refused_total, total=self.files)]
+        lines += [f"file {position}: {reason}" for position, reason in self.refused]
+        uris = self.uri_list()
+        if uris:
+            lines.append(MSG_REFUSED_STORED)
+            lines += uris
+        raise ImportRefused("\n".join(lines), status=422)
 
     def uri_list(self) -> list[str]:
         """Prearchive URIs; an archive URI for a session already handed to the archive (auto-archive)."""
@@ -275,9 +309,11 @@ def _pet_tracer_set(*, report: ImportReport, tracer: str) -> None:
 
 def archive_import(*, archive: Path, name: str, params: dict[str, str], user, source: str = "",
                    progress: Progress | None = None, on_extracted: Callable[[int], None] | None = None,
-                   report: ImportReport | None = None, tmp_root: Path | None = None) -> ImportReport:
+                   report: ImportReport | None = None, tmp_root: Path | None = None,
+                   refusals: bool = False) -> ImportReport:
     """DICOM-zip / SI: extract safely (refusing the whole archive on any violation), then import.
-    ``tmp_root``: where the extraction folder goes (default UPLOAD_TMP_ROOT)."""
+    ``tmp_root``: where the extraction folder goes (default UPLOAD_TMP_ROOT). ``refusals``: raise
+    ImportRefused (422) after the import when files were refused (ImportReport.refusals_raise)."""
     report = report or ImportReport()
     tmp_root = tmp_root or Path(str(settings.UPLOAD_TMP_ROOT))
     try:
@@ -302,6 +338,8 @@ def archive_import(*, archive: Path, name: str, params: dict[str, str], user, so
                 len(report.session_ids))
     import_commit(report=report, params=params)
     _pet_tracer_set(report=report, tracer=params.get("TRACER", ""))
+    if refusals:
+        report.refusals_raise()
     return report
 
 
@@ -311,6 +349,7 @@ def dicom_import(*, path: Path, params: dict[str, str], user, source: str = "") 
     files_import(files=[(path, "upload.dcm")], params=params, user=user, source=source or "gradual-DICOM",
                  report=report)
     import_commit(report=report, params=params)
+    report.refusals_raise()
     return report
 
 

@@ -147,7 +147,8 @@ def services_import(request: HttpRequest) -> HttpResponse:
                 report = services.dicom_import(path=path, params=params, user=request.user)
                 path = None  # intake took it over
             else:
-                report = services.archive_import(archive=path, name=name, params=params, user=request.user)
+                report = services.archive_import(archive=path, name=name, params=params, user=request.user,
+                                                 refusals=True)
         return _uri_response(request, report.uri_list())
     except ImportRefused as exc:
         return rest.text(exc.message.rstrip("\n") + "\n", status=exc.status)

@@ -215,3 +215,44 @@ def test_server_fault_is_a_clear_503_not_a_traceback(client, member, zip_two_ser
     assert r.status_code == 503
     assert "No space left on device" in r.content.decode() and "Traceback" not in r.content.decode()
     assert leftovers(settings.UPLOAD_TMP_ROOT) == []
+
+
+def test_files_thrown_away_get_a_422_that_says_which_and_why(client, member, tmp_path, settings):
+    """Issue 16 item 10: a zip whose second file has no Study UID and whose fourth cannot be read: the
+    answer is not 2xx, names them by position (never by a header value) with the reason, and lists where
+    the others went; the others are stored."""
+    from tests.dicom_factory import make_dataset as make
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_dataset(make(PatientName="Doe^Jane", StudyInstanceUID="1.2.3.9"), folder / "a1.dcm")
+    no_uid = make(PatientName="Doe^Jane")
+    del no_uid.StudyInstanceUID
+    write_dataset(no_uid, folder / "a2.dcm")
+    write_dataset(make(PatientName="Doe^Jane", StudyInstanceUID="1.2.3.9"), folder / "a3.dcm")
+    broken = write_dataset(make(PatientName="Doe^Jane", StudyInstanceUID="1.2.3.9"), folder / "a4.dcm")
+    broken.write_bytes(broken.read_bytes()[:200])  # the header cut short
+    (folder / "README.txt").write_text("notes")  # not DICOM at all: skipped quietly, as XNAT does
+    archive = zip_of(folder, tmp_path / "mixed.zip")
+    r = post_raw(client, archive, query="?import-handler=DICOM-zip&PROJECT_ID=PROJ1&SUBJECT_ID=M1&EXPT_LABEL=M1_MR")
+    body = r.content.decode()
+    assert r.status_code == 422, body
+    assert "file 2: The file has no StudyInstanceUID." in body
+    assert "file 4:" in body
+    assert "README" not in body and "Doe" not in body and "a2.dcm" not in body
+    session = PrearchiveSession.objects.get(tag="1.2.3.9")
+    assert session.uri in body
+    assert PrearchiveFile.objects.filter(session=session).count() == 2
+
+
+def test_gradual_dicom_file_thrown_away_is_not_a_200(client, member, tmp_path):
+    from tests.dicom_factory import make_dataset as make
+
+    ds = make()
+    del ds.SOPInstanceUID
+    path = write_dataset(ds, tmp_path / "no_sop.dcm")
+    r = post_raw(client, path, query="?PROJECT_ID=PROJ1&SUBJECT_ID=G2&EXPT_LABEL=G2_MR",
+                 content_type="application/dicom")
+    assert r.status_code == 422, r.content
+    assert "file 1: The file has no SOPInstanceUID." in r.content.decode()
+    assert PrearchiveFile.objects.count() == 0

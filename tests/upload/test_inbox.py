@@ -89,12 +89,16 @@ def test_cleanup_after_import_removes_exactly_the_stored_originals(client, membe
     with mock.patch.object(fastpath, "touch_and_insert_many", wraps=fastpath.touch_and_insert_many) as grouped:
         r = client.post(f"{URL}?import-handler=inbox&path=big&PROJECT_ID=PROJ1&SUBJECT_ID=B1&EXPT_LABEL=B1_MR"
                         "&cleanupAfterImport=true", **basic(*MEMBER))
-    assert r.status_code == 200, r.content
+    # 422 (was 200): the file without a Study UID was thrown away, and the answer says so (issue 16 item 10)
+    assert r.status_code == 422, r.content
+    assert "1 of 152 file(s) were refused" in r.content.decode()
+    assert "The file has no StudyInstanceUID." in r.content.decode()
     assert sum(len(c.kwargs["rows"]) for c in grouped.call_args_list) == 149  # all but the first, in groups
     assert PrearchiveFile.objects.count() == 150 == len(originals)
     assert not any(p.exists() for p in originals)
     assert sorted(p.name for p in (root / "big").rglob("*") if p.is_file()) == ["junk.dcm", "no_study.dcm"]
     session = PrearchiveSession.objects.get()
+    assert session.uri in r.content.decode()
     on_disk = {p.name for p in (settings.PREARCHIVE_ROOT / session.relative_dir).rglob("*.dcm")}
     assert on_disk == {row.relative_path.rsplit("/", 1)[-1] for row in session.files.all()}
 
