@@ -88,6 +88,9 @@ def prearchive_session(request: HttpRequest, project: str, timestamp: str, folde
     from .services.script_state import session_notes
 
     row["processing"] = session_notes(session_id=session.pk)  # what the scripts echoed: for its reviewers
+    from .services.residual import session_findings
+
+    row["residual_phi"] = [f["message"] for f in session_findings(session_id=session.pk)]
     if request.GET.get("document", "").lower() == "true" or fmt == "json-document":
         row["document"] = session.document
     return rest.result_set([row], title="Prearchive")

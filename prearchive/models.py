@@ -243,3 +243,43 @@ class SessionNote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.origin}: {self.text[:40]}"
+
+
+class PhiFingerprint(models.Model):
+    """A keyed hash (HMAC, site secret) of one identifying value a session's files arrived with (patient name
+    and its parts, IDs, birth date, accession number, UIDs, institution, physicians, addresses, phones), never
+    the value: what the residual-PHI check (services/residual.py) looks for in the files scripts wrote."""
+
+    session = models.ForeignKey(PrearchiveSession, on_delete=models.CASCADE, related_name="phi_fingerprints",
+                                db_index=False)
+    category = models.CharField(max_length=40, help_text="The DICOM keyword the value came from.")
+    digest = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "digest", "category"], name="phi_fingerprint")]
+
+
+class ResidualPhi(models.Model):
+    """One finding of the residual-PHI check: an element of a session's output still holds an original
+    identifying value. Kept for the prearchive session (on demand, before archiving) and for the archived
+    session (after the archive's last script pass). Holds tags and scan IDs only, never a value."""
+
+    session = models.ForeignKey(PrearchiveSession, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="residual_phi")
+    image_session = models.ForeignKey("xnatlite.ImageSession", null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="residual_phi")
+    where = models.CharField(max_length=255, help_text="The element, e.g. (0010,0020) or (0019,1010), with "
+                             "its sequence path.")
+    category = models.CharField(max_length=40, help_text="Which original: the DICOM keyword.")
+    scans = models.JSONField(default=list)
+    files = models.PositiveIntegerField(default=0)
+    checked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    @property
+    def message(self) -> str:
+        from prearchive.services.residual import finding_message
+
+        return finding_message(where=self.where, category=self.category, scans=self.scans)

@@ -20,7 +20,7 @@ from prearchive.services.conflicts import OVERWRITE_MODES
 from prearchive.services.delete import DeleteError, session_delete_request
 from prearchive.services.jobfile import session_dir
 from prearchive.services.move import MoveError, session_move_request
-from prearchive.services import script_state
+from prearchive.services import residual, script_state
 from prearchive.services.idle import idle_seconds
 from prearchive.services.rebuild import RebuildError, session_rebuild_request
 from prearchive.status_text import build_expected_at, conflict_explain, legend, status_words
@@ -203,6 +203,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "live": _live(session, _files_received([session]), idle_seconds()),
         "conflict": conflict_explain(session.error_message) if session.status == Status.CONFLICT else None,
         "notes": script_state.session_notes(session_id=session.pk),
+        "residual": residual.session_findings(session_id=session.pk),
         "projects": list(permissions.projects_for(request.user, permissions.UPLOAD_ROLES)
                          .exclude(pk=session.project_id).values_list("id", flat=True)),
     })
@@ -271,6 +272,11 @@ def session_action(request: HttpRequest, pk: int) -> HttpResponse:
     session = _session_or_404(request, pk)
     action = request.POST.get("action", "")
     actor = request.user.get_username()
+    if action == "check_phi":
+        found = residual.session_residual_check(session_id=session.pk)
+        messages.info(request, f"Residual-PHI check: {len(found)} finding(s)." if found else
+                      "Residual-PHI check: nothing found.")
+        return redirect("prearchive-session", pk=pk)
     try:
         if not _request_action(request=request, session=session, action=action, actor=actor,
                                allowed=("rebuild", "delete", "move")):

@@ -73,13 +73,15 @@ def _clear_intake_hints(request):
     if not _django_active(request.config):
         yield
         return
-    from prearchive.services import intake, script_state
+    from prearchive.services import intake, residual, script_state
 
     intake._SESSION_HINTS.clear()
     script_state.caches_clear()
+    residual.known_clear()
     yield
     intake._SESSION_HINTS.clear()
     script_state.caches_clear()
+    residual.known_clear()
 
 
 # ------------------------------------------------------------------ personas

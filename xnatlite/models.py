@@ -96,6 +96,14 @@ class SiteConfig(models.Model):
         "site and project anonymization only when it comes from one of these; from anyone else the flag is "
         "ignored and the scripts run.",
     )
+    residual_phi_refuse_archive = models.BooleanField(
+        "Refuse to archive sessions with residual PHI?", default=False,
+        help_text="After the last anonymization script pass of an archive, every text, name, date and UID "
+        "element of every file (sequences and private elements included) is compared with keyed hashes of the "
+        "identifying values the files arrived with. When this is on, a session in which one is still found "
+        "(or whose label equals the patient's name or ID) is not archived; it stays in the prearchive in ERROR "
+        "with what was found. Off: it is archived and the finding is shown on its page.",
+    )
     rerun_project_anon_on_rename = models.BooleanField(
         "Rerun project anonymization on relabel/move", default=False,
         help_text="Re-run the project anonymization script on archived files when a session's subject, "

@@ -29,6 +29,9 @@ if not SECRET_KEY:
         _key_file.write_text(secrets.token_urlsafe(50))
         _key_file.chmod(0o600)
     SECRET_KEY = _key_file.read_text().strip()
+# The key of the keyed hashes (HMAC) that stand for original identifiers (script memos, residual-PHI check);
+# empty: derived from SECRET_KEY. Every process of a site must share it.
+PHI_HMAC_SECRET = env.str("PHI_HMAC_SECRET", default="")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 

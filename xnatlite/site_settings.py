@@ -22,6 +22,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("sitewideAnonymizationScript", "sitewide_anonymization_script"),
         ("rerunProjectAnonOnRename", "rerun_project_anon_on_rename"),
         ("preventAnonAllowed", "prevent_anon_allowed"),
+        ("residualPhiRefuseArchive", "residual_phi_refuse_archive"),
     ]),
     ("Site-wide Series Import Filter", [
         ("enableSitewideSeriesImportFilter", "enable_sitewide_series_import_filter"),

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
 from prearchive.services import archive_tree as tree
-from prearchive.services import storage
+from prearchive.services import residual, storage
 from prearchive.services.archive_record import session_record
 from prearchive.services.conflicts import (ScanKey, overwrite_normalize, scan_renames, series_scan_ids,
                                           session_conflicts)
@@ -36,6 +36,7 @@ from prearchive.services.idle import idle_countdown_on_commit
 from prearchive.services.jobfile import job_read, job_remove, job_write, session_claim, session_dir
 from prearchive.services.joblock import job_lock
 from xnatlite.models import ImageSession, Project
+from xnatlite.selectors import site_config_get
 
 logger = logging.getLogger(__name__)
 Status = PrearchiveSession.Status
@@ -49,6 +50,8 @@ MSG_SCRIPT_FAILED = "The project's anonymization script failed on a file ({detai
 MSG_FAILED = "The session could not be archived ({error}); it is still in the prearchive."
 MSG_UNREADABLE_ORPHANS = ("{count} file(s) in the session folder have no row and cannot be read; nothing was "
                           "archived and they were left in place.")
+MSG_RESIDUAL_REFUSED = ("Not archived: the site refuses sessions with residual PHI (residualPhiRefuseArchive); "
+                        "fix the project's anonymization script, then archive again.")
 TASK = "prearchive.session_archive"
 
 
@@ -258,6 +261,7 @@ def _archive(session: PrearchiveSession, target: Target) -> str:
         record = session_record(session=session, target=target, dirs=dirs, op=op,
                                 renames=marker.get("renames", {}), notices=marker.get("notices", []),
                                 rejected=marker.get("rejected", 0))
+    residual.findings_archived(session_id=session.pk, image_session_id=record.pk)
     return _cleanup(session, target, record, dirs)
 
 
@@ -300,27 +304,40 @@ def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, o
                           dest=f"SCANS/{scan_id_final(ids, renames, folder, uid)}/DICOM/{Path(rel).name}")
              for _pk, rel, folder, uid in rows]
     rejected = 0
+    # The residual-PHI check reads each dataset as it will be written (after the last script pass).
+    check = residual.ResidualCheck.for_session(session.pk)
+    check.labels(subject=target.subject, session=target.label)
+    current = {"scan": ""}
+
+    def jobs():
+        for job in files:
+            current["scan"] = job.dest.split("/")[1]
+            yield job
 
     def transform(ds) -> bool:
         nonlocal rejected
-        if script is None:
-            return True
-        try:
-            result = script.apply(ds, variables=variables, run=run)
-        except Exception as exc:  # noqa: BLE001 - a script failing on a file stops the archive
-            raise _Stop(Status.ERROR, MSG_SCRIPT_FAILED.format(detail=_first_line(exc))) from None
-        if getattr(result, "rejected", False):
-            rejected += 1
-            return False
+        if script is not None:
+            try:
+                result = script.apply(ds, variables=variables, run=run)
+            except Exception as exc:  # noqa: BLE001 - a script failing on a file stops the archive
+                raise _Stop(Status.ERROR, MSG_SCRIPT_FAILED.format(detail=_first_line(exc))) from None
+            if getattr(result, "rejected", False):
+                rejected += 1
+                return False
+        check.file(ds, current["scan"])
         return True
 
     def should_stop() -> bool:
         return not PrearchiveSession.objects.filter(pk=session.pk, status=Status.ARCHIVING).exists()
 
-    written, _ = tree.tree_write(dirs=dirs, files=files, transform=transform,
+    written, _ = tree.tree_write(dirs=dirs, files=jobs(), transform=transform,
                                  merge_existing=target.overwrite == "append", should_stop=should_stop)
     if should_stop():
         raise tree.JobInterrupted()
+    findings = check.findings
+    residual.findings_store(findings=findings, session_id=session.pk)
+    if findings and site_config_get().residual_phi_refuse_archive:
+        raise _Stop(Status.ERROR, "\n".join([f.message for f in findings] + [MSG_RESIDUAL_REFUSED]))
     marker = tree.marker_read(dirs.partial) or {}
     marker.update(op=op, files=written, rejected=rejected, file_ids=[row[0] for row in rows])
     tree.marker_write(dirs.partial, marker)

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession, UNASSIGNED
 
-from . import adapters, context, dicomwrite, fastheader, fastpath, rowdoc, script_state, storage
+from . import adapters, context, dicomwrite, fastheader, fastpath, residual, rowdoc, script_state, storage
 from .filenames import stored_file_name
 from .headers import HeaderError, file_fields, header_read, label_chars, scan_dir, uid
 from .idle import idle_countdown_on_commit
@@ -363,6 +363,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
 
     site_filter = snap.site_filter
     extra = set(adapters.routing_tags(receiver))
+    extra.update(residual.HEADER_TAGS)  # what the residual-PHI check remembers (as keyed hashes)
     if site_filter:
         extra.update(adapters.filter_header_tags(*site_filter))
 
@@ -450,6 +451,9 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     # 4. The site-wide anonymization script (fail closed).
     data: bytes | None = raw  # bytes to write (from the receiver, or as the script left them); None: move path
     echoes: list[str] = []
+    # Keyed hashes of the identifying values as the file arrived (services/residual.py), never the values.
+    prints = residual.fingerprints_of(ds)
+    arrived = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
     if script is not None:
         variables = {"project": project_id or UNASSIGNED, "subject": subject, "session": label,
                      "modalityLabel": mapped_modality or str(ds.get("Modality", "") or "")}
@@ -493,6 +497,9 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         series_uid = uid(ds, "SeriesInstanceUID")
         key = (project_id, study_uid, label)
         state.session_tag_remember(project_id=project_id, label=label, tag=study_uid)
+    for keyword, value in arrived.items():  # a UID the file still carries is in its row: not hashed twice
+        if script is None or uid(ds, keyword) == value:
+            prints.pop(keyword, None)
 
     # 5. Into place, and the rows.
     fields = file_fields(ds)
@@ -506,8 +513,11 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     size = len(data) if data is not None else header.size
     result = _store(path=path, data=data, key=key, values=session_values, sop_uid=sop_uid, scan_id=scan_id,
                     relative=relative, size=size, fields=fields, row_writer=row_writer)
+    # A file handed over with others (_Pending) is already in its session's folder; its row follows.
+    session_id = result.pk if isinstance(result, _Pending) else (result.session_id if result.ok else None)
+    residual.fingerprints_record(session_id=session_id, prints=prints)
     if echoes:
-        script_state.session_notes_add(session_id=result.session_id, origin="site script", lines=echoes)
+        script_state.session_notes_add(session_id=session_id, origin="site script", lines=echoes)
     return result
 
 

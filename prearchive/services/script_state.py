@@ -32,16 +32,25 @@ _SEP = "\x1f"
 _NULL = "\x00null"
 
 
-def _hmac_key() -> bytes:
-    secret = getattr(settings, "PHI_HMAC_SECRET", "") or settings.SECRET_KEY
-    return hashlib.sha256(b"xnatlite-phi-hmac\x00" + str(secret).encode("utf-8")).digest()
+_KEYED: tuple[str, Any] | None = None  # (secret, an HMAC object keyed with it, copied for each value)
+
+
+def _keyed():
+    global _KEYED
+    secret = str(getattr(settings, "PHI_HMAC_SECRET", "") or settings.SECRET_KEY)
+    keyed = _KEYED
+    if keyed is None or keyed[0] != secret:
+        key = hashlib.sha256(b"xnatlite-phi-hmac\x00" + secret.encode("utf-8")).digest()
+        keyed = _KEYED = (secret, hmac.new(key, digestmod=hashlib.sha256))
+    return keyed[1]
 
 
 def phi_hmac(value: str, *, purpose: str = "") -> str:
-    """The keyed hash (HMAC-SHA256 with the site secret) of ``value``: 64 hex digits. ``purpose`` keeps the
-    hashes of different uses apart."""
-    return hmac.new(_hmac_key(), f"{purpose}{_SEP}{value}".encode("utf-8", "surrogatepass"),
-                    hashlib.sha256).hexdigest()
+    """The keyed hash (HMAC-SHA256 with the site secret, settings.PHI_HMAC_SECRET or else SECRET_KEY) of
+    ``value``: 64 hex digits. ``purpose`` keeps the hashes of different uses apart."""
+    mac = _keyed().copy()
+    mac.update(f"{purpose}{_SEP}{value}".encode("utf-8", "surrogatepass"))
+    return mac.hexdigest()
 
 
 def _memo_key(key: Any) -> str:

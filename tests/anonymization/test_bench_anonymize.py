@@ -17,6 +17,11 @@ def test_bench_anonymize_small_run(tmp_path: Path, capsys) -> None:
     b = float(re.search(r"\(b\) DicomEdit engine:\s+([\d.]+) files/s", out).group(1))
     ratio = float(re.search(r"ratio b/a: ([\d.]+)", out).group(1))
     assert a > 0 and b > 0 and abs(ratio - b / a) < 0.01
+    c = float(re.search(r"\(c\) engine \+ residual-PHI check: ([\d.]+) files/s \((\d+) finding", out).group(1))
+    findings = int(re.search(r"files/s \((\d+) finding", out).group(1))
+    check_ratio = float(re.search(r"ratio c/b: ([\d.]+)", out).group(1))
+    assert c > 0 and abs(check_ratio - c / b) < 0.01
+    assert findings >= 3  # the bench script leaves the accession number and the institution's name and address
     corpus = sorted((tmp_path / "corpus").iterdir())
     assert len(corpus) == 12
     src = dcmread(corpus[0])

@@ -368,7 +368,11 @@ def _read_only(func):
 def experiment(request: HttpRequest, session: ImageSession) -> HttpResponse:
     if requested_format(request) == "zip":
         return files_zip_response(session, data.scan_files(session, list(session.scans.all())), session.label)
-    return object_response(request, data.experiment_item(session))
+    from prearchive.services.residual import session_findings
+
+    item = data.experiment_item(session)
+    item["residual_phi"] = [f["message"] for f in session_findings(image_session_id=session.pk)]  # issue 14
+    return object_response(request, item)
 
 
 @_read_only

@@ -128,8 +128,11 @@ def session_detail(request: HttpRequest, project_id: str, label: str) -> HttpRes
                 if job is not None:
                     messages.success(request, "Edit queued: its progress is shown below.")
                 return redirect("archive-session", session.project_id, session.label)
+    from prearchive.services.residual import session_findings
+
     return render(request, "archive/session.html", {
         "s": session, "scans": session.scans.all(), "form": form, "can_edit": can_edit,
+        "residual": session_findings(image_session_id=session.pk),
         "can_manage": permissions.can_manage_project(request.user, session.project_id),
         "job": _last_job(session=session),
     })
