@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from prearchive.models import PrearchiveFile, PrearchiveSession
 from prearchive.services import archive_tree as tree
-from prearchive.services import residual, storage
+from prearchive.services import residual, script_state, storage
 from prearchive.services.archive_record import session_record
 from prearchive.services.conflicts import (ScanKey, overwrite_normalize, scan_renames, series_scan_ids,
                                           session_conflicts)
@@ -296,7 +296,10 @@ def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, o
     script = None if client_anonymized else _project_script(target.project_id)
     variables = {"project": target.project_id, "subject": target.subject, "session": target.label,
                  "modalityLabel": _modality_label(session)}
-    run = _run_context(target.project_id)
+    # One script context for the session's archive job, its memos (mapReferencedUIDs, mapUID) in the database:
+    # a job resumed after a crash maps each value as the files it wrote before did (services/script_state.py).
+    state = _script_context(session, target)
+    run = state.run
     base = session_dir(session)
     rows = list(PrearchiveFile.objects.filter(session=session).order_by("scan_id", "instance_number", "pk")
                 .values_list("pk", "relative_path", "scan_id", "series_instance_uid"))
@@ -320,7 +323,11 @@ def _write(session: PrearchiveSession, target: Target, dirs: tree.ArchiveDirs, o
             try:
                 result = script.apply(ds, variables=variables, run=run)
             except Exception as exc:  # noqa: BLE001 - a script failing on a file stops the archive
+                state.discard()
                 raise _Stop(Status.ERROR, MSG_SCRIPT_FAILED.format(detail=_first_line(exc))) from None
+            state.commit()  # before the file is written: one job at a time per session (its lock)
+            script_state.session_notes_add(session_id=session.pk, origin="project script",
+                                           lines=state.take_echoes())
             if getattr(result, "rejected", False):
                 rejected += 1
                 return False
@@ -370,13 +377,10 @@ def _project_script(project_id: str):
         raise _Stop(Status.ERROR, MSG_SCRIPT.format(detail=_first_line(exc))) from None
 
 
-def _run_context(project_id: str):
-    """The project script's context: the project's and the site's lookup tables, the getURL setting."""
-    try:
-        from anonymization.services import run_context_for
-    except ImportError:
-        return None
-    return run_context_for(project_id=project_id, echo=lambda text: None)
+def _script_context(session: PrearchiveSession, target: Target) -> script_state.SessionScriptContext:
+    """The project script's context for this session: its memos in the database, the project's and the
+    site's lookup tables, the getURL setting; echo goes to the session's processing record."""
+    return script_state.project_context(project_id=target.project_id, study_uid=session.tag)
 
 
 def _modality_label(session: PrearchiveSession) -> str:

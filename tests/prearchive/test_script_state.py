@@ -136,3 +136,23 @@ def test_echo_goes_to_the_review_page_and_the_rest_document_not_to_stdout_or_log
     assert NAME in document.content.decode()
     page = client.get(f"/prearchive/{session.pk}/")
     assert page.status_code == 200 and NAME.replace("^", "^") in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_archive_job_keeps_its_project_script_memos_in_the_database(site, project):
+    """A resumed archive job (another worker, after a crash) maps each UID as the files written before."""
+    from prearchive.services.archive import session_archive, session_archive_request
+    from tests.archive.conftest import read_all, ready_session
+
+    project.anon_script = f'version "6.2"\nmapReferencedUIDs["{PREFIX}", "(0020,000D)"]\necho "mapped"\n'
+    project.anon_script_enabled = True
+    project.save()
+    session = ready_session(project="PROJ1", series=((1, "MR", 3),))
+    original = session.tag
+    session_archive_request(session=session, actor="admin", subject="S1", label="E1")
+    assert session_archive(session_id=session.pk) == "archived"
+    uids = {str(ds.StudyInstanceUID) for ds in read_all("PROJ1", "E1")}
+    assert len(uids) == 1 and next(iter(uids)).startswith(PREFIX + ".")
+    script_state.caches_clear()  # another process: only the database remembers
+    again = script_state.project_context(project_id="PROJ1", study_uid=original)
+    assert again.uid_map.get((PREFIX, original)) == next(iter(uids))
