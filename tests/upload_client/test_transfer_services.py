@@ -333,3 +333,35 @@ def test_seed_000_visit_is_set_from_the_uploads_visit(inspected, member, setting
     row = PrearchiveFile.objects.filter(session=session).first()
     ds = pydicom.dcmread(Path(settings.PREARCHIVE_ROOT) / session.relative_dir / row.relative_path)
     assert ds.StudyDescription == "visit_3"
+
+
+def _peak_rss_reset() -> int:
+    """Reset this process's peak resident size to the current one (Linux: 5 > clear_refs), return it."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _peak_rss()
+
+
+def _peak_rss() -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+@pytest.mark.slow
+def test_a_deflate_bomb_in_an_uploader_archive_is_unreadable_without_the_memory(member, settings, tmp_path):
+    """Issue 16 item 6 on the uploader page: its inspection used pydicom, which inflates a Deflated file
+    whole (1 GiB for this 1 MB file); it now reads through intake's capped header reader."""
+    from tests.dicom_factory import deflated_bomb
+
+    paths = session_files(tmp_path / "src")
+    paths.append(deflated_bomb(tmp_path / "src" / "bomb.dcm"))
+    archive = zip_of(paths, tmp_path / "up.zip")
+    transfer = services.transfer_create(user=member, project_id="PROJ1", file_name="up.zip",
+                                        size=archive.stat().st_size)
+    with archive.open("rb") as stream:
+        services.transfer_receive(transfer=transfer, stream=stream, length=None)
+    before = _peak_rss_reset()
+    assert services.transfer_inspect(transfer_id=transfer.pk) == Transfer.Status.AWAITING
+    assert _peak_rss() - before < 200 * 1024 * 1024
+    transfer.refresh_from_db()
+    assert transfer.inspection["sessions"][0]["files"] == len(paths) - 1
+    assert transfer.inspection["unreadable"] == 1

@@ -306,13 +306,13 @@ def _scan(session: dict[str, Any], scan_id: str) -> dict[str, Any]:
 
 def _file_import(*, work: Path, rel: str, staging: Path, anonymizer: Anonymizer, blank, params, user, receive):
     """One file: scripts, pixels, intake. Returns the IntakeResult, or a reason string when refused here."""
-    import pydicom
 
     from anonymization.dicomedit import DicomEditError
+    from prearchive.services.headers import header_read
 
     source = work / rel
     try:
-        ds = pydicom.dcmread(source)
+        ds = header_read(source, full=True).dataset  # a Deflated file inflates with a cap, never whole
     except Exception:  # noqa: BLE001 - it was readable at inspection; treat as refused
         source.unlink(missing_ok=True)
         return "the file could not be read"
@@ -366,13 +366,14 @@ def _tracers_set(*, report, choices) -> None:
 def frame_png(*, transfer: Transfer, key: str, scan_id: str) -> bytes:
     """The middle frame of the middle file of a scan as an 8-bit PNG (for drawing the pixel template)."""
     import numpy as np
-    import pydicom
     from PIL import Image
 
     files = (manifest_read(work_dir=Path(transfer.work_dir))["sessions"].get(key) or {}).get("scans", {}).get(scan_id)
     if not files:
         raise ValidationError("No such scan.")
-    ds = pydicom.dcmread(services.work_path(transfer, files[len(files) // 2]))
+    from prearchive.services.headers import header_read
+
+    ds = header_read(services.work_path(transfer, files[len(files) // 2]), full=True).dataset
     arr = ds.pixel_array
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.errors import InvalidDicomError
 
 from .labels import label_chars, modality_label
@@ -54,13 +53,15 @@ def scan_id_for(series_number: str, series_uid: str) -> str:
 
 def headers_inspect(*, files: list[tuple[Path, str]], root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(inspection, manifest) for the extracted ``files`` [(path, name in archive)] under ``root``."""
+    from prearchive.services.headers import HeaderError, header_read
+
     studies: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     unreadable: list[str] = []
     for path, name in files:
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=TAGS)
-        except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+            ds = header_read(path, extra_tags=TAGS).dataset  # a Deflated file inflates with a cap, never whole
+        except (HeaderError, InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
             unreadable.append(name)
             continue
         study_uid = _text(ds, "StudyInstanceUID")

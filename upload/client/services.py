@@ -237,13 +237,13 @@ def transfer_inspect(*, transfer_id) -> str | None:
 
 
 def _sample_header(transfer: Transfer, key: str):
-    import pydicom
+    from prearchive.services.headers import header_read
 
     info = manifest_read(work_dir=Path(transfer.work_dir))["sessions"].get(key) or {}
     for files in (info.get("scans") or {}).values():
         if files:
             try:
-                return pydicom.dcmread(Path(transfer.work_dir) / files[0], stop_before_pixels=True)
+                return header_read(Path(transfer.work_dir) / files[0], all_tags=True).dataset
             except Exception:  # noqa: BLE001 - a label suggestion without header tags
                 return None
     return None
