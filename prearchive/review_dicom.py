@@ -17,9 +17,42 @@ FLAG_MODALITIES = ("SC", "OT", "DOC", "XC")
 MAX_VALUE_CHARS = 200
 
 
-def thumbnail_png(path: Path) -> bytes:
-    """A PNG of the (middle frame of the) image, windowed to its 1st–99th percentile. Raises ValueError
-    when the file has no pixel data this server can decode."""
+def thumbnail_png(path: Path, size: int = THUMB_SIZE) -> bytes:
+    """A PNG of the (middle frame of the) image, windowed to its 1st–99th percentile, at most ``size``
+    pixels wide and high. Raises ValueError when the file has no pixel data this server can decode."""
+    out = io.BytesIO()
+    _image(path, size).save(out, format="PNG")
+    return out.getvalue()
+
+
+def montage_png(paths: list[Path], *, tiles: int = 16, tile: int = 128) -> bytes:
+    """A grid of up to ``tiles`` images evenly spread over ``paths`` (files that cannot be shown are
+    skipped). Raises ValueError when none can be shown."""
+    if not paths:
+        raise ValueError("no files")
+    step = max(1, len(paths) / tiles)
+    chosen = [paths[int(i * step)] for i in range(min(tiles, len(paths)))]
+    images = []
+    for path in chosen:
+        try:
+            images.append(_image(path, tile))
+        except ValueError:
+            continue
+    if not images:
+        raise ValueError("nothing to show")
+    cols = min(4, len(images))
+    rows = (len(images) + cols - 1) // cols
+    sheet = Image.new("L", (cols * tile, rows * tile), 0)
+    for i, image in enumerate(images):
+        image = image.convert("L")
+        x, y = (i % cols) * tile + (tile - image.width) // 2, (i // cols) * tile + (tile - image.height) // 2
+        sheet.paste(image, (x, y))
+    out = io.BytesIO()
+    sheet.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _image(path: Path, size: int) -> Image.Image:
     ds = dcmread(path)
     if "PixelData" not in ds:
         raise ValueError("no pixel data")
@@ -44,13 +77,14 @@ def thumbnail_png(path: Path) -> bytes:
         if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
             scaled = 255 - scaled
         image = Image.fromarray(scaled.astype(np.uint8), mode="L")
-    image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    image.thumbnail((size, size))
+    if size >= 512 and max(image.size) < 512:  # the enlarged view of a small image: scale it up
+        factor = 512 // max(image.size)
+        image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
     if image.width < 64:  # tiny test images: scale up so the reviewer can see them
         factor = max(1, 96 // max(1, image.width))
         image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+    return image
 
 
 def _value_text(element) -> str:

@@ -11,4 +11,10 @@ urlpatterns = [
     path("<str:project_id>/sessions/<str:label>/", views.session_detail, name="archive-session"),
     path("<str:project_id>/sessions/<str:label>/download", views.session_download, name="archive-download"),
     path("<str:project_id>/sessions/<str:label>/manage", views.session_manage, name="archive-manage"),
+    path("<str:project_id>/sessions/<str:label>/scans/<str:scan_id>/snapshot.png", views.scan_snapshot,
+         name="archive-snapshot"),
+    path("<str:project_id>/sessions/<str:label>/scans/<str:scan_id>/montage.png", views.scan_montage,
+         name="archive-montage"),
+    path("<str:project_id>/sessions/<str:label>/scans/<str:scan_id>/header", views.scan_header,
+         name="archive-header"),
 ]

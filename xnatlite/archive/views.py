@@ -170,3 +170,72 @@ def project_audit(request: HttpRequest, project_id: str) -> HttpResponse:
     project = _project_or_404(request, project_id)
     events = AuditEvent.objects.filter(Q(project_id=project.pk) | Q(details__old_project=project.pk))[:1000]
     return render(request, "archive/audit.html", {"project": project, "events": events})
+
+
+# ------------------------------------------------------------------ snapshots, montage and headers of scans
+
+SNAPSHOT_FULL = 1024
+
+
+def _scan_files(request: HttpRequest, project_id: str, label: str, scan_id: str):
+    from .data import scan_folder
+
+    session = _session_or_404(request, project_id, label)
+    scan = session.scans.filter(scan_id=scan_id).first()
+    if scan is None:
+        raise Http404("No such scan.")
+    folder = scan_folder(session, scan)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".xml")) \
+        if folder.is_dir() else []
+    if not files:
+        raise Http404("No files in this scan.")
+    return session, scan, files
+
+
+def _png(data: bytes) -> HttpResponse:
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@login_required
+def scan_snapshot(request: HttpRequest, project_id: str, label: str, scan_id: str) -> HttpResponse:
+    """The scan's middle image: small, or up to 1024 px with ?size=full (the enlarged view)."""
+    from prearchive.review_dicom import THUMB_SIZE, thumbnail_png
+
+    _, _, files = _scan_files(request, project_id, label, scan_id)
+    size = SNAPSHOT_FULL if request.GET.get("size") == "full" else THUMB_SIZE
+    try:
+        return _png(thumbnail_png(files[len(files) // 2], size=size))
+    except (ValueError, OSError):
+        return HttpResponse(status=204)
+
+
+@login_required
+def scan_montage(request: HttpRequest, project_id: str, label: str, scan_id: str) -> HttpResponse:
+    from prearchive.review_dicom import montage_png
+
+    _, _, files = _scan_files(request, project_id, label, scan_id)
+    try:
+        return _png(montage_png(files))
+    except (ValueError, OSError):
+        return HttpResponse(status=204)
+
+
+@login_required
+def scan_header(request: HttpRequest, project_id: str, label: str, scan_id: str) -> HttpResponse:
+    """The DICOM header of one file of the scan (?file=N, default the middle one)."""
+    from prearchive.review_dicom import header_rows
+
+    session, scan, files = _scan_files(request, project_id, label, scan_id)
+    try:
+        index = min(max(int(request.GET.get("file", len(files) // 2 + 1)) - 1, 0), len(files) - 1)
+    except ValueError:
+        index = len(files) // 2
+    try:
+        rows, error = header_rows(files[index]), ""
+    except Exception as exc:  # noqa: BLE001 - an unreadable file: say so, never a 500
+        rows, error = [], f"The file could not be read ({type(exc).__name__})."
+    return render(request, "archive/header.html", {
+        "s": session, "scan": scan, "rows": rows, "error": error, "position": index + 1, "count": len(files),
+        "prev": index if index > 0 else None, "next": index + 2 if index + 1 < len(files) else None})
