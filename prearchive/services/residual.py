@@ -372,7 +372,7 @@ def session_residual_check(*, session_id: int) -> list[Finding]:
     check = ResidualCheck.for_session(session_id)
     base = session_dir(session.relative_dir)
     script, variables = _archive_pass(session)
-    run = run_context()
+    run = run_context(session.project_id)
     for relative, scan_id in PrearchiveFile.objects.filter(session=session).values_list("relative_path", "scan_id"):
         try:
             ds = pydicom.dcmread(base / relative, stop_before_pixels=True)
@@ -387,11 +387,12 @@ def session_residual_check(*, session_id: int) -> list[Finding]:
     return findings
 
 
-def run_context():
-    """A script context whose echo goes nowhere (a check, not a run the session's record should show)."""
-    from anonymization.dicomedit.context import RunContext
+def run_context(project_id: str | None = None):
+    """The project script's context as the archive gives it (lookup tables, getURL), whose echo goes nowhere:
+    a check, not a run the session's record should show."""
+    from anonymization.services import run_context_for
 
-    return RunContext(echo=lambda text: None)
+    return run_context_for(project_id=project_id, echo=lambda text: None)
 
 
 def _archive_pass(session):
