@@ -19,7 +19,7 @@ def test_settings_help_is_xnatlites_with_readable_bytes_and_true_minimums(client
     assert "offers no Upload Assistant download" in page
     assert "53,687,091,200 bytes (50.0\xa0GB)" in page or "53,687,091,200 bytes (50.0 GB)" in page
     for name in ("session_xml_rebuilder_repeat", "session_xml_rebuilder_interval", "upload_max_entries",
-                 "upload_max_compression_ratio", "session_archive_timeout_interval"):
+                 "upload_max_compression_ratio"):
         tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page).group(0)
         assert 'min="1"' in tag, tag
     answer = client.post(f"/admin/xnatlite/siteconfig/{site.pk}/change/", {"session_xml_rebuilder_interval": "0"})
