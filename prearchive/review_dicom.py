@@ -18,7 +18,8 @@ MAX_VALUE_CHARS = 200
 
 
 def thumbnail_png(path: Path, size: int = THUMB_SIZE) -> bytes:
-    """A PNG of the (middle frame of the) image, windowed to its 1st–99th percentile, at most ``size``
+    """A PNG of the (middle frame of the) image, windowed by the header's WindowCenter/Width (else its
+    min..max), at most ``size``
     pixels wide and high. Raises ValueError when the file has no pixel data this server can decode."""
     out = io.BytesIO()
     _image(path, size).save(out, format="PNG")
@@ -52,6 +53,23 @@ def montage_png(paths: list[Path], *, tiles: int = 16, tile: int = 128) -> bytes
     return out.getvalue()
 
 
+def _first_number(value) -> float | None:
+    if isinstance(value, (MultiValue, list, tuple)):
+        value = value[0] if len(value) else None
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _window(ds: Dataset, data: np.ndarray) -> tuple[float, float]:
+    """The display range: the header's WindowCenter/WindowWidth (first value), else the image's min..max."""
+    center, width = _first_number(ds.get("WindowCenter")), _first_number(ds.get("WindowWidth"))
+    if center is not None and width is not None and width > 0:
+        return center - width / 2, center + width / 2
+    return (float(data.min()), float(data.max())) if data.size else (0.0, 1.0)
+
+
 def _image(path: Path, size: int) -> Image.Image:
     ds = dcmread(path)
     if "PixelData" not in ds:
@@ -70,9 +88,7 @@ def _image(path: Path, size: int) -> Image.Image:
         data = pixels.astype(np.float64)
         slope, intercept = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
         data = data * slope + intercept
-        lo, hi = np.percentile(data, (1, 99)) if data.size else (0, 1)
-        if hi <= lo:
-            lo, hi = float(data.min()), float(data.max()) if data.size else 1.0
+        lo, hi = _window(ds, data)
         scaled = np.clip((data - lo) / ((hi - lo) or 1.0), 0, 1) * 255
         if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
             scaled = 255 - scaled

@@ -17,6 +17,7 @@ from xnatlite.models import ArchiveJob
 
 from .jobs import JobRefused, archive_job_state, archived_session_update_request, subject_relabel_request
 from .services import archived_session_delete, archived_session_quarantine_set
+from .snapshots import scan_image_cached
 
 
 def _project_or_404(request: HttpRequest, project_id: str) -> Project:
@@ -173,19 +174,20 @@ def project_audit(request: HttpRequest, project_id: str) -> HttpResponse:
 
 
 # ------------------------------------------------------------------ snapshots, montage and headers of scans
+# Images are cached on disk beside the archived files (snapshots.py).
 
 SNAPSHOT_FULL = 1024
 
 
 def _scan_files(request: HttpRequest, project_id: str, label: str, scan_id: str):
-    from .data import scan_folder
+    from .data import is_data_file, scan_folder
 
     session = _session_or_404(request, project_id, label)
     scan = session.scans.filter(scan_id=scan_id).first()
     if scan is None:
         raise Http404("No such scan.")
     folder = scan_folder(session, scan)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".xml")) \
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_data_file(p.name)) \
         if folder.is_dir() else []
     if not files:
         raise Http404("No files in this scan.")
@@ -203,10 +205,13 @@ def scan_snapshot(request: HttpRequest, project_id: str, label: str, scan_id: st
     """The scan's middle image: small, or up to 1024 px with ?size=full (the enlarged view)."""
     from prearchive.review_dicom import THUMB_SIZE, thumbnail_png
 
-    _, _, files = _scan_files(request, project_id, label, scan_id)
-    size = SNAPSHOT_FULL if request.GET.get("size") == "full" else THUMB_SIZE
+    session, scan, files = _scan_files(request, project_id, label, scan_id)
+    full = request.GET.get("size") == "full"
+    middle = files[len(files) // 2]
     try:
-        return _png(thumbnail_png(files[len(files) // 2], size=size))
+        return _png(scan_image_cached(session=session, scan=scan, kind="full" if full else "snapshot",
+                                      sources=[middle],
+                                      render=lambda: thumbnail_png(middle, size=SNAPSHOT_FULL if full else THUMB_SIZE)))
     except (ValueError, OSError):
         return HttpResponse(status=204)
 
@@ -215,9 +220,10 @@ def scan_snapshot(request: HttpRequest, project_id: str, label: str, scan_id: st
 def scan_montage(request: HttpRequest, project_id: str, label: str, scan_id: str) -> HttpResponse:
     from prearchive.review_dicom import montage_png
 
-    _, _, files = _scan_files(request, project_id, label, scan_id)
+    session, scan, files = _scan_files(request, project_id, label, scan_id)
     try:
-        return _png(montage_png(files))
+        return _png(scan_image_cached(session=session, scan=scan, kind="montage", sources=files,
+                                      render=lambda: montage_png(files)))
     except (ValueError, OSError):
         return HttpResponse(status=204)
 
