@@ -151,9 +151,15 @@ DICOM_PORT = env.int("DICOM_PORT", default=8104)
 PREARCHIVE_IDLE_UNIT_SECONDS = env.int("PREARCHIVE_IDLE_UNIT_SECONDS", default=60)
 # The receiver listens on loopback unless told otherwise; set 0.0.0.0 where scanners must reach it.
 DICOM_BIND_ADDRESS = env.str("DICOM_BIND_ADDRESS", default="127.0.0.1")
-# PostgreSQL: the receiver writes the rows of files for sessions it knows together, at most this many
-# seconds after the file (prearchive/services/rowbatch.py); 0 writes each row before its C-STORE response.
+# PostgreSQL: the receiver commits the rows of files for sessions it knows together (group commit,
+# prearchive/services/rowbatch.py), waiting at most this many seconds for more; each C-STORE is answered
+# only once its own row is committed. 0 commits each row on its own.
 DICOM_RECEIVER_ROW_BATCH_SECONDS = env.float("DICOM_RECEIVER_ROW_BATCH_SECONDS", default=0.1)
+# fsync each received file's bytes before it is renamed into place and its row written
+# (prearchive/services/storage.py). Off by default: a killed process or a database crash loses nothing
+# either way (files without a row are adopted); a power loss or kernel crash is not covered without it (and
+# the folder entry itself is not synced even with it).
+PREARCHIVE_FSYNC = env.bool("PREARCHIVE_FSYNC", default=False)
 # A DICOM file in the Deflated transfer syntax (C-STORE, REST import, zip entries) is refused when its dataset
 # inflates to more than this, or to more than uploadMaxBytes (prearchive/services/headers.py).
 DICOM_INFLATED_MAX_BYTES = env.int("DICOM_INFLATED_MAX_BYTES", default=256 * 1024 * 1024)
