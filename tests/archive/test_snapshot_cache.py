@@ -75,3 +75,20 @@ def test_without_a_window_the_snapshot_spans_min_to_max(project, site, member):
     assert _png(montage.content).size == (4 * 128, 2 * 128)
     assert len(list((session_folder(ImageSession.objects.get(label="MINMAX1")) / CACHE_DIR / "1")
                     .glob(".montage-*.png"))) == 1
+
+
+def test_an_edit_after_snapshots_rewrites_only_the_dicom_files(scripted_project, member):
+    from xnatlite.archive.services import archived_session_update
+
+    session = _archive("EDIT1")
+    client = client_for(member)
+    assert client.get("/archive/PROJ1/sessions/EDIT1/scans/1/snapshot.png").status_code == 200
+    assert client.get("/archive/PROJ1/sessions/EDIT1/scans/1/montage.png").status_code == 200
+    session = archived_session_update(session=session, actor="mike", label="EDIT2", subject_label="SUBJ1",
+                                      project_id="PROJ1")
+    assert session.label == "EDIT2"
+    files = scan_files(session, list(session.scans.all()))
+    assert len(files) == 5 and all(not f.name.endswith(".png") for f in files)
+    assert session.scans.get(scan_id="1").file_count == 5
+    image = _png(client.get("/archive/PROJ1/sessions/EDIT2/scans/1/snapshot.png").content)
+    assert image.size == (96, 96)
