@@ -24,6 +24,7 @@ from django.utils import timezone
 from xnatlite import permissions
 from xnatlite.models import Project, Subject
 from xnatlite.selectors import project_resolve, site_config_get
+from xnatlite.services import audit_record
 
 from .archives import ArchiveRejected, Limits, archive_extract
 from .models import UploadJob
@@ -496,8 +497,16 @@ def _upload_job_run(*, job_id) -> str | None:
     except Exception as exc:  # noqa: BLE001 - the page shows a reason, never a traceback
         logger.exception("upload job %s failed", job_id)
         status, error = Status.FAILED, f"The import failed on the server ({type(exc).__name__})."
-    UploadJob.objects.filter(pk=job_id).update(status=status, error=error, summary=report.summary(),
-                                               finished=timezone.now(), archive_path="")
+    summary = report.summary()
+    with transaction.atomic():
+        UploadJob.objects.filter(pk=job_id).update(status=status, error=error, summary=summary,
+                                                   finished=timezone.now(), archive_path="")
+        # Counts and labels only: never the archive's file name (it may carry a patient's name).
+        audit_record(actor=job.user.get_username(), action="upload_job_done" if status == Status.DONE
+                     else "upload_job_failed", project_id=job.project_id, stored=report.stored,
+                     duplicates=report.duplicates, filtered=report.filtered, rejected=report.rejected,
+                     sessions=[s["label"] for s in summary["sessions"] if s.get("label")],
+                     **({"reason": error.splitlines()[0]} if error else {}))
     archive.unlink(missing_ok=True)  # only once the job's end is recorded: a killed run still has it
     shutil.rmtree(work, ignore_errors=True)
     return status

@@ -9,6 +9,10 @@ ACTION_WORDS: dict[str, str] = {
     "prearchive_delete": "deleted session {session} from the prearchive",
     "prearchive_move": "moved session {session} from {old_project} to {new_project}",
     "prearchive_rebuild": "rebuilt session {session} in the prearchive",
+    "prearchive_receive": "received session {session} over DICOM (from {calling_aet})",
+    "session_archive_failed": "could not archive session {session}: {reason}",
+    "upload_job_done": "uploaded a compressed file into {project} ({stored} files stored)",
+    "upload_job_failed": "uploaded a compressed file into {project}, which failed: {reason}",
     "session_update": "changed archived session {session}",
     "session_delete": "deleted archived session {session}",
     "session_quarantine": "changed the quarantine of session {session}",
@@ -37,7 +41,7 @@ ACTION_WORDS: dict[str, str] = {
 HIDDEN_DETAILS = ("prearchive", "prearchive_id", "archive", "transfer", "path", "dir", "job")
 DETAIL_WORDS = {"properties": "settings", "fields": "fields", "code": "code", "files": "files", "role": "role",
                 "user": "user", "enabled": "enabled", "attempt": "attempt", "sessions": "sessions",
-                "new_project": "to", "old_project": "from", "wrong_sessions": "sessions with a wrong date"}
+                "new_project": "to", "reason": "reason", "calling_aet": "sent by", "called_aet": "sent to", "old_project": "from", "wrong_sessions": "sessions with a wrong date"}
 
 
 class _Blank(dict):

@@ -37,6 +37,7 @@ from prearchive.services.jobfile import job_read, job_remove, job_write, session
 from prearchive.services.joblock import job_lock
 from xnatlite.models import ImageSession, Project
 from xnatlite.selectors import site_config_get
+from xnatlite.services import audit_record
 
 logger = logging.getLogger(__name__)
 Status = PrearchiveSession.Status
@@ -479,6 +480,8 @@ def _finish_failed(session: PrearchiveSession, status: str, message: str) -> str
     if not done:
         return _interrupted(session, None)
     logger.info("prearchive session %s not archived: %s", session.pk, status)
+    audit_record(actor=target.actor, action="session_archive_failed", project_id=target.project_id or "",
+                 subject_label=target.subject, session_label=target.label, reason=message)
     return "conflict" if status == Status.CONFLICT else "error"
 
 

@@ -565,8 +565,22 @@ def _session_get_or_create(*, key: tuple, values: dict[str, Any]) -> PrearchiveS
         logger.info("prearchive session %s created for study %s", session.pk, tag)
         rowdoc.row_document_write_on_commit(session_id=session.pk)
         idle_countdown_on_commit(session.pk)
+        if values.get("source") == "dicom":
+            _receipt_audit_on_commit(session)
         return session
     raise IntakeError("Could not name a new prearchive folder: too many sessions with the same label.")
+
+
+def _receipt_audit_on_commit(session: PrearchiveSession) -> None:
+    """One audit event per session the DICOM receiver starts (never one per file): labels and AE titles."""
+    from xnatlite.services import audit_record
+
+    def record(session=session) -> None:
+        audit_record(actor="", action="prearchive_receive", project_id=session.project_id or "",
+                     subject_label=session.subject, session_label=session.name,
+                     calling_aet=session.calling_aet, called_aet=session.called_aet)
+
+    transaction.on_commit(record)
 
 
 def _filtered(*, key: tuple, source: str, shown: dict[str, str], reason: str) -> IntakeResult:

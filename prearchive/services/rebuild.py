@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prearchive.models import PrearchiveSession
+from xnatlite.services import audit_record
 
 Status = PrearchiveSession.Status
 REBUILDABLE = (Status.RECEIVING, Status.READY, Status.CONFLICT, Status.ERROR)
@@ -22,6 +23,8 @@ def session_rebuild_request(*, session: PrearchiveSession, actor: str = "") -> N
             status=Status.QUEUED_BUILDING, lastmod=timezone.now())
         if not claimed:
             raise RebuildError(MSG_BUSY)
+        audit_record(actor=actor, action="prearchive_rebuild", project_id=session.project_id or "",
+                     session_label=session.name)
 
         def enqueue(session_id: int = session.pk) -> None:
             from prearchive.tasks import session_build_enqueue
