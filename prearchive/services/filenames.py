@@ -45,7 +45,12 @@ def _value(ds, name: str) -> str:
     if name == HASH_NAME:
         both = f"{ds.get('SOPClassUID', '') or ''}{ds.get('SOPInstanceUID', '') or ''}"
         return hashlib.sha256(both.encode("ascii", "replace")).hexdigest()[:12]
-    value = ds.get(name)
+    try:
+        value = ds.get(name)
+    except (ValueError, TypeError, OverflowError):  # a value pydicom cannot decode (IS "1e400"): its raw text
+        raw = ds.get_item(name)
+        raw_value = getattr(raw, "value", None)
+        return raw_value.decode("ascii", "replace").strip(" \x00") if isinstance(raw_value, bytes) else ""
     if value is None or value == "":
         return ""
     if isinstance(value, (list, tuple)) or getattr(value, "VM", 1) > 1:
