@@ -53,6 +53,10 @@ def _read_only(request: HttpRequest) -> HttpResponse | None:
 
 
 def _project(request: HttpRequest, project_id: str) -> Project | HttpResponse:
+    """The project a read of its config names, or the answer to give instead (405 for a write, 404)."""
+    refused = _read_only(request)
+    if refused is not None:
+        return refused
     project = Project.objects.filter(pk=project_id).first()
     if project is None or not permissions.can_read_project(request.user, project.pk):
         return rest.not_found(f"Unknown project: {project_id}")
@@ -73,9 +77,6 @@ def site_series_import_filter(request: HttpRequest) -> HttpResponse:
 
 @xnat_api
 def project_series_import_filter(request: HttpRequest, project_id: str) -> HttpResponse:
-    refused = _read_only(request)
-    if refused is not None:
-        return refused
     project = _project(request, project_id)
     if isinstance(project, HttpResponse):
         return project
@@ -97,9 +98,6 @@ def site_tracers(request: HttpRequest) -> HttpResponse:
 
 @xnat_api
 def project_tracers(request: HttpRequest, project_id: str) -> HttpResponse:
-    refused = _read_only(request)
-    if refused is not None:
-        return refused
     project = _project(request, project_id)
     if isinstance(project, HttpResponse):
         return project
@@ -119,9 +117,6 @@ def site_separate_petmr(request: HttpRequest) -> HttpResponse:
 
 @xnat_api
 def project_separate_petmr(request: HttpRequest, project_id: str) -> HttpResponse:
-    refused = _read_only(request)
-    if refused is not None:
-        return refused
     project = _project(request, project_id)
     if isinstance(project, HttpResponse):
         return project
