@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 THUMB_SIZE = 160
+FULL_SIZE = 1024  # the enlarged view (?size=full) of the prearchive and archive pages
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 FLAG_MODALITIES = ("SC", "OT", "DOC", "XC")
 MAX_VALUE_CHARS = 200

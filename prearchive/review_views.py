@@ -14,7 +14,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from prearchive.models import UNASSIGNED, PrearchiveFile, PrearchiveSession
-from prearchive.review_dicom import burned_in_flags, header_rows, label_identifier_warnings, thumbnail_png
+from prearchive.review_dicom import (FULL_SIZE, THUMB_SIZE, burned_in_flags, header_rows, label_identifier_warnings,
+                                    thumbnail_png)
 from prearchive.services.archive import ArchiveError, session_archive_progress, session_archive_request
 from prearchive.services.conflicts import OVERWRITE_MODES
 from prearchive.services.delete import DeleteError, session_delete_request
@@ -231,13 +232,15 @@ def session_status(request: HttpRequest, pk: int) -> JsonResponse:
 
 @login_required
 def scan_thumbnail(request: HttpRequest, pk: int, scan_id: str) -> HttpResponse:
+    """The scan's middle image: small, or up to FULL_SIZE px with ?size=full (the enlarged view)."""
     session = _session_or_404(request, pk)
     files = list(PrearchiveFile.objects.filter(session=session, scan_id=scan_id)
                  .order_by("instance_number", "relative_path").values_list("relative_path", flat=True))
     if not files:
         raise Http404("No such scan.")
     try:
-        data = thumbnail_png(session_dir(session) / files[len(files) // 2])
+        data = thumbnail_png(session_dir(session) / files[len(files) // 2],
+                             size=FULL_SIZE if request.GET.get("size") == "full" else THUMB_SIZE)
     except (ValueError, OSError):
         return HttpResponse(status=204)
     response = HttpResponse(data, content_type="image/png")

@@ -47,6 +47,16 @@ def test_reviewer_reviews_relabels_and_archives(live_server, browser_page, celer
     thumb.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
     screenshot(page, "archive-02-session")
+    small = thumb.evaluate("img => img.naturalWidth")
+    with page.expect_popup() as opened:  # the thumbnail enlarges (issue 15 item 6)
+        page.click("tr[data-scan='1'] a.snapshot-link")
+    popup = opened.value
+    popup.wait_for_load_state()
+    big = popup.locator("img")
+    popup.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=big.element_handle())
+    assert big.evaluate("img => img.naturalWidth") >= 512 > small
+    screenshot(popup, "archive-02b-enlarged")
+    popup.close()
 
     page.click("tr[data-scan='1'] a.review-tags")
     page.wait_for_selector("#dicom-header")

@@ -176,9 +176,6 @@ def project_audit(request: HttpRequest, project_id: str) -> HttpResponse:
 # ------------------------------------------------------------------ snapshots, montage and headers of scans
 # Images are cached on disk beside the archived files (snapshots.py).
 
-SNAPSHOT_FULL = 1024
-
-
 def _scan_files(request: HttpRequest, project_id: str, label: str, scan_id: str):
     from .data import is_data_file, scan_folder
 
@@ -203,7 +200,7 @@ def _png(data: bytes) -> HttpResponse:
 @login_required
 def scan_snapshot(request: HttpRequest, project_id: str, label: str, scan_id: str) -> HttpResponse:
     """The scan's middle image: small, or up to 1024 px with ?size=full (the enlarged view)."""
-    from prearchive.review_dicom import THUMB_SIZE, thumbnail_png
+    from prearchive.review_dicom import FULL_SIZE, THUMB_SIZE, thumbnail_png
 
     session, scan, files = _scan_files(request, project_id, label, scan_id)
     full = request.GET.get("size") == "full"
@@ -211,7 +208,7 @@ def scan_snapshot(request: HttpRequest, project_id: str, label: str, scan_id: st
     try:
         return _png(scan_image_cached(session=session, scan=scan, kind="full" if full else "snapshot",
                                       sources=[middle],
-                                      render=lambda: thumbnail_png(middle, size=SNAPSHOT_FULL if full else THUMB_SIZE)))
+                                      render=lambda: thumbnail_png(middle, size=FULL_SIZE if full else THUMB_SIZE)))
     except (ValueError, OSError):
         return HttpResponse(status=204)
 
