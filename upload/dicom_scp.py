@@ -290,6 +290,15 @@ class GatedServer(ThreadedAssociationServer):
         self._gate.join(timeout=5)
 
 
+class SharedPortServer(GatedServer):
+    """GatedServer whose listening socket has SO_REUSEPORT: several receiver processes (run_dicom_scp
+    --processes) bind the same port and the kernel spreads the incoming connections over them."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 def build_ae(config: ReceiverConfig) -> AE:
     ae = AE(ae_title=config.ae_title)
     for context in AllStoragePresentationContexts:
@@ -322,11 +331,13 @@ def handlers_for(config: ReceiverConfig) -> list:
     ]
 
 
-def server_start(config: ReceiverConfig, *, address: str):
-    """Start one receiver (non-blocking); returns the pynetdicom server."""
+def server_start(config: ReceiverConfig, *, address: str, shared_port: bool = False):
+    """Start one receiver (non-blocking); returns the pynetdicom server. ``shared_port``: other processes
+    serve the same port (SO_REUSEPORT)."""
     ae = build_ae(config)
     # AE.start_server(block=False), with GatedServer for ThreadedAssociationServer (AE.make_server's server_class).
-    server = ae.make_server((address, config.port), evt_handlers=handlers_for(config), server_class=GatedServer)
+    server = ae.make_server((address, config.port), evt_handlers=handlers_for(config),
+                            server_class=SharedPortServer if shared_port else GatedServer)
     threading.Thread(target=server.serve_forever, name=f"AcceptorServer@{config.port}", daemon=True).start()
     ae._servers.append(server)  # as start_server does: AE.shutdown() stops it too
     try:

@@ -53,11 +53,50 @@ def beat(env: dict, log: Path, *, loglevel: str = "INFO") -> Proc:
     return proc
 
 
-def receiver(env: dict, log: Path, port: int) -> Proc:
+def receiver(env: dict, log: Path, port: int, *, processes: int = 1) -> Proc:
+    """``run_dicom_scp --only`` on ``port``; with ``processes`` > 1 the supervisor says the port is listening
+    once every receiver process listens on it."""
     proc = Proc([sys.executable, "manage.py", "run_dicom_scp", "--port", str(port), "--ae-title", "XNATLITE",
-                 "--only"], env, log).start()
+                 "--only", "--processes", str(processes)], env, log).start()
     proc.wait_for(f"listening on 127.0.0.1:{port}", timeout=60)
     return proc
+
+
+def receiver_children(proc: Proc) -> dict[int, int]:
+    """{slot: pid} of the receiver processes a ``run_dicom_scp --processes N`` supervisor started last."""
+    import re
+
+    return {int(slot): int(pid) for slot, pid in
+            re.findall(r"receiver process (\d+) started \(pid (\d+)\)", proc.text())}
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir() if fd_dir.is_dir() else ():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def associations_by_process(port: int, pids) -> dict[int, set[int]]:
+    """{pid: the peer ports of the established TCP connections to 127.0.0.1:``port`` that pid holds}, from
+    /proc/net/tcp and each process's open sockets: which receiver process serves which association."""
+    held = {pid: _socket_inodes(pid) for pid in pids}
+    found: dict[int, set[int]] = {pid: set() for pid in pids}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if state != "01" or int(local.split(":")[1], 16) != port:  # 01: ESTABLISHED
+            continue
+        for pid, inodes in held.items():
+            if inode in inodes:
+                found[pid].add(int(remote.split(":")[1], 16))
+    return found
 
 
 @pytest.fixture

@@ -132,14 +132,17 @@ def test_receiver_configs_follow_the_admin(transactional_db, settings):
 
 
 @pytest.mark.slow
-def test_storescu_process_sends_one_session_over_concurrent_associations(service_env, tmp_path):
-    """dcmtk's storescu (a separate process each), four associations at once, 40 files: all accounted for."""
+@pytest.mark.parametrize("processes", [1, 2])
+def test_storescu_process_sends_one_session_over_concurrent_associations(service_env, tmp_path, processes):
+    """dcmtk's storescu (a separate process each), four associations at once, 40 files: all accounted for,
+    also when two receiver processes share the port (and the session)."""
     study = "1.2.826.0.1.3680043.10.999.1"
     files = write_session(tmp_path / "session", series=4, per_series=10, StudyInstanceUID=study,
                           PatientComments="Session: CONC1")
     port = free_port()
     receiver = Proc([sys.executable, "manage.py", "run_dicom_scp", "--port", str(port), "--ae-title", "XNATLITE",
-                     "--bind", "127.0.0.1", "--only"], service_env, tmp_path / "scp.log").start()
+                     "--bind", "127.0.0.1", "--only", "--processes", str(processes)], service_env,
+                    tmp_path / "scp.log").start()
     try:
         receiver.wait_for("listening on 127.0.0.1", timeout=60)
         env = dict(os.environ, TCP_NODELAY="1")
@@ -157,12 +160,88 @@ def test_storescu_process_sends_one_session_over_concurrent_associations(service
     finally:
         receiver.stop()
     session = PrearchiveSession.objects.get(tag=study)
-    stored = set(PrearchiveFile.objects.filter(session=session).values_list("sop_instance_uid", flat=True))
+    stored = list(PrearchiveFile.objects.filter(session=session).values_list("sop_instance_uid", flat=True))
     sent = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
-    assert stored == sent
+    assert sorted(stored) == sorted(sent)
     assert session.name == "CONC1"
     on_disk = list(Path(service_env["PREARCHIVE_ROOT"]).rglob("*.dcm"))
     assert len(on_disk) == 40
+
+
+MARKER = "Zzprocsmarker^Qq"
+
+
+@pytest.mark.slow
+def test_two_receiver_processes_each_keep_statuses_whitelist_routing_and_reload(project, service_env, tmp_path):
+    """run_dicom_scp --processes 2: each receiver process (the association's owner found from /proc) answers
+    Success for a good file and a true failure for an undecodable one, refuses a wrong called AE and a calling
+    AE outside a receiver's whitelist, routes by its receiver's expression; both follow the admin's changes;
+    no patient value in any output."""
+    from tests.hardening.conftest import associations_by_process, receiver_children
+
+    default_port, gated_port, new_port = free_port(), free_port(), free_port()
+    DicomReceiver.objects.create(ae_title="GATED", port=gated_port, whitelist_enabled=True, whitelist="PACS",
+                                 routing_expressions_enabled=True, project_routing_expression=project.pk)
+    proc = Proc([sys.executable, "manage.py", "run_dicom_scp", "--port", str(default_port), "--ae-title",
+                 "XNATLITE", "--bind", "127.0.0.1", "--reload-interval", "0.3", "--processes", "2"], service_env,
+                tmp_path / "scp.log").start()
+    try:
+        proc.wait_for(f"listening on 127.0.0.1:{gated_port}", timeout=60)
+        proc.wait_for(f"listening on 127.0.0.1:{default_port}", timeout=10)
+        pids = set(receiver_children(proc).values())
+        assert len(pids) == 2 and proc.popen.pid not in pids
+
+        def owner(assoc, port):
+            local = assoc.dul.socket.socket.getsockname()[1]
+            (pid,) = [pid for pid, peers in associations_by_process(port, pids).items() if local in peers]
+            return pid
+
+        served: dict[tuple[int, int], list] = {}
+        for n in range(40):
+            for port, called, calling, study in ((default_port, "XNATLITE", "SCANNER", "1.2.3.77.1"),
+                                                 (gated_port, "GATED", "PACS", "1.2.3.77.2")):
+                assoc = associate(port, called=called, calling=calling)
+                assert assoc.is_established
+                pid = owner(assoc, port)
+                bad = make_dataset()
+                del bad.StudyInstanceUID
+                answers = [assoc.send_c_echo().Status,
+                           assoc.send_c_store(make_dataset(StudyInstanceUID=study, PatientName=MARKER)).Status,
+                           assoc.send_c_store(bad).Status]
+                assoc.release()
+                served.setdefault((port, pid), []).append(answers)
+            assert not associate(default_port, called="OTHER").is_established
+            assert not associate(gated_port, called="GATED", calling="INTRUDER").is_established
+            if len(served) == 4:  # each process has served each receiver
+                break
+        assert {key[1] for key in served} == pids, "both processes served both receivers"
+        assert all(a == [0, 0, dicom_scp.CANNOT_UNDERSTAND] for answers in served.values() for a in answers)
+        sent = {port: sum(len(a) for (p, _), a in served.items() if p == port) for port in (default_port, gated_port)}
+        routed = PrearchiveSession.objects.get(tag="1.2.3.77.2")
+        assert routed.project_id == project.pk
+        assert PrearchiveSession.objects.get(tag="1.2.3.77.1").project_id is None
+        wait_until(lambda: PrearchiveFile.objects.filter(session=routed).count() == sent[gated_port], timeout=10,
+                   what="the routed rows")
+        assert PrearchiveFile.objects.filter(session__tag="1.2.3.77.1").count() == sent[default_port]
+
+        DicomReceiver.objects.create(ae_title="LATER", port=new_port)
+        proc.wait_for(f"listening on 127.0.0.1:{new_port}", timeout=20)  # said once both processes listen
+        for _ in range(4):
+            assoc = associate(new_port, called="LATER")
+            assert assoc.is_established
+            assoc.release()
+        DicomReceiver.objects.filter(port=new_port).update(enabled=False)
+        proc.wait_for(f"port {new_port} stopped", timeout=20)  # said once neither listens
+        for _ in range(4):
+            assert not associate(new_port, called="LATER").is_established
+    finally:
+        proc.stop()
+    text = proc.text()
+    assert "receiver process 2 started" in text and "DICOM receiver stopped" in text
+    said = text.splitlines()
+    assert said.count(f"DICOM receiver XNATLITE listening on 127.0.0.1:{default_port}") == 1  # once, for both
+    assert said.count(f"DICOM receiver on port {new_port} stopped") == 1
+    assert "Zzprocsmarker" not in text
 
 
 @pytest.mark.slow
