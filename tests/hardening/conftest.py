@@ -83,20 +83,33 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def _tcp_established() -> list[tuple[int, int, str]]:
+    """(local port, remote port, socket inode) of every established IPv4 TCP socket (/proc/net/tcp)."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01":  # ESTABLISHED
+            found.append((int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16), fields[9]))
+    return found
+
+
 def associations_by_process(port: int, pids) -> dict[int, set[int]]:
     """{pid: the peer ports of the established TCP connections to 127.0.0.1:``port`` that pid holds}, from
     /proc/net/tcp and each process's open sockets: which receiver process serves which association."""
     held = {pid: _socket_inodes(pid) for pid in pids}
     found: dict[int, set[int]] = {pid: set() for pid in pids}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-        if state != "01" or int(local.split(":")[1], 16) != port:  # 01: ESTABLISHED
-            continue
-        for pid, inodes in held.items():
-            if inode in inodes:
-                found[pid].add(int(remote.split(":")[1], 16))
+    for local, remote, inode in _tcp_established():
+        if local == port:
+            for pid, inodes in held.items():
+                if inode in inodes:
+                    found[pid].add(remote)
     return found
+
+
+def local_ports_to(pid: int, port: int) -> set[int]:
+    """The local ports of ``pid``'s established connections to ``port`` (a sender's side of its associations)."""
+    inodes = _socket_inodes(pid)
+    return {local for local, remote, inode in _tcp_established() if remote == port and inode in inodes}
 
 
 @pytest.fixture

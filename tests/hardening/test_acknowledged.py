@@ -5,6 +5,8 @@ the files that got no Success are sent again; the session is built and archived:
 is in the archive, exactly once."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,8 +22,8 @@ from prearchive.models import PrearchiveSession
 from tests.conftest import redis_flush
 from tests.dicom_factory import make_dataset, write_dataset
 
-from .conftest import (HERE, assert_consistent, fast_site, free_port, pg_start, pg_stop, receiver, wait_until,
-                       worker)
+from .conftest import (HERE, assert_consistent, associations_by_process, fast_site, free_port, local_ports_to,
+                       pg_start, pg_stop, receiver, receiver_children, wait_until, worker)
 from .helpers import build_now
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -119,6 +121,64 @@ def test_receiver_sigkilled_mid_association_loses_no_acknowledged_file(project, 
     scanner.resend_the_rest(files)
     build_and_archive()
     assert_archived_once(before_kill, files)
+
+
+def test_one_of_two_receiver_processes_sigkilled_mid_four_associations_loses_nothing(project, service_env, tmp_path,
+                                                                                     procs):
+    """run_dicom_scp --processes 2, four scanners (one series each) at once; one receiver process is
+    SIGKILLed mid-way: its scanners lose their association, the other process's scanners finish undisturbed,
+    the supervisor starts the killed one again, the scanners send again what got no Success, and every file
+    is stored once, with its row, then archived once."""
+    from prearchive.models import PrearchiveFile
+
+    fast_site(idle=3600)
+    files = study_files(tmp_path / "scanner", label="ACK4", count=200, series=4)
+    items = list(files.items())
+    parts = [dict(items[k::4]) for k in range(4)]  # study_files puts file i in series i % 4
+    port = free_port()
+    scp = receiver(service_env, tmp_path / "receiver.log", port, processes=2)
+    procs.append(scp)
+    children = receiver_children(scp)
+    scanners = [Scanner(port, tmp_path / f"answers-{k}.txt") for k in range(4)]
+    senders = [scanner.send(part.values()) for scanner, part in zip(scanners, parts)]
+    try:
+        def owners() -> dict[int, int]:  # sender index -> the receiver process serving its association
+            held = associations_by_process(port, children.values())
+            found = {}
+            for n, sender in enumerate(senders):
+                for local in local_ports_to(sender.pid, port):
+                    found.update({n: pid for pid, peers in held.items() if local in peers})
+            return found
+
+        wait_until(lambda: len(owners()) == 4 and all(len(s.acknowledged()) >= 10 for s in scanners), timeout=120,
+                   every=0.01, what="four associations under way", procs=[scp])
+        served = owners()
+        load = {pid: [n for n, owner in served.items() if owner == pid] for pid in children.values()}
+        victim = min((pid for pid in load if load[pid]), key=lambda pid: len(load[pid]))
+        os.kill(victim, signal.SIGKILL)
+        codes = [sender.wait(timeout=300) for sender in senders]
+    finally:
+        for sender in senders:
+            if sender.poll() is None:
+                sender.kill()
+    for n, code in enumerate(codes):
+        if served[n] == victim:
+            assert code in (0, 2), code  # (2: the association was lost mid-way)
+        else:  # the other process kept serving: nothing lost, nothing to send again
+            assert code == 0 and scanners[n].acknowledged() == set(parts[n]), n
+    assert any(code == 2 for code in codes), "the kill cut an association"
+    before = set().union(*(scanner.acknowledged() for scanner in scanners))
+    assert len(before) < len(files)
+    slot = next(slot for slot, pid in children.items() if pid == victim)
+    scp.wait_for(f"receiver process {slot} (pid {victim}) ended (signal SIGKILL)", timeout=30)
+    wait_until(lambda: receiver_children(scp)[slot] != victim, timeout=60, what="the killed process restarted")
+    for scanner, part in zip(scanners, parts):
+        scanner.resend_the_rest(part)
+    rows = list(PrearchiveFile.objects.values_list("sop_instance_uid", flat=True))
+    assert sorted(rows) == sorted(files), "every file stored once, with its row"
+    assert len(list(Path(settings.PREARCHIVE_ROOT).rglob("*.dcm"))) == len(files)
+    build_and_archive()
+    assert_archived_once(before, files)
 
 
 def test_postgresql_crash_mid_association_loses_no_acknowledged_file(project, service_env, postgres_restartable,

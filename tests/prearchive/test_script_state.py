@@ -52,7 +52,7 @@ def test_three_files_through_two_receiver_processes_make_one_session_with_one_ma
     ports = free_port(), free_port()
     first = receiver(env, tmp_path / "receiver1.log", ports[0])
     procs.append(first)
-    second = receiver(env, tmp_path / "receiver2.log", ports[1])
+    second = receiver(env, tmp_path / "receiver2.log", ports[1], processes=2)  # a supervisor and two processes
     procs.append(second)
     original = generate_uid()
     files = _study(3, original)
