@@ -353,6 +353,37 @@ def _auto_archive_code(value: Any) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def series_filters_for(*, project_id: str | None, snap=None) -> list[tuple[str, str]]:
+    """The series import filters a file routed to ``project_id`` goes through, in order: the site's, then the
+    project's; (mode, text) pairs for :func:`series_filters_evaluate`. The uploader's review uses the same
+    pair to show which series will be filtered before anything is imported."""
+    snap = snap or context.snapshot()
+    filters = [snap.site_filter] if snap.site_filter else []
+    project = snap.projects.get(project_id) if project_id is not None else None
+    if project is not None and project.filter_enabled and project.filter_text.strip():
+        filters.append((project.filter_mode, project.filter_text))
+    return filters
+
+
+def series_filters_header_tags(filters: list[tuple[str, str]]) -> set:
+    """The header tags ``filters`` read (to add to a header-only read)."""
+    tags: set = set()
+    for mode, text in filters:
+        tags.update(adapters.filter_header_tags(mode, text))
+    return tags
+
+
+def series_filters_evaluate(*, filters: list[tuple[str, str]], dataset) -> tuple[bool, str, str]:
+    """(accepted, reason, mapped modality) of ``dataset`` through ``filters``: the first that refuses wins."""
+    mapped_modality = ""
+    for mode, text in filters:
+        accepted, reason, modality = adapters.filter_evaluate(mode=mode, text=text, dataset=dataset)
+        if not accepted:
+            return False, reason or "Filtered by a series import filter.", ""
+        mapped_modality = modality or mapped_modality
+    return True, "", mapped_modality
+
+
 def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: str, called_aet: str, receiver,
              prevent_anon: bool, user, raw: bytes | None = None, row_writer=None) -> IntakeResult:
     snap = context.snapshot()
@@ -433,20 +464,13 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         key = (project_id, state.session_tag(project_id=project_id, label=label), label)
 
     # 3. Series import filters: the site's, then the project's.
-    filters = [site_filter] if site_filter else []
-    project = snap.projects.get(project_id) if project_id is not None else None
-    if project is not None and project.filter_enabled and project.filter_text.strip():
-        filters.append((project.filter_mode, project.filter_text))
-    mapped_modality = ""
-    for mode, text in filters:
-        accepted, reason, modality = adapters.filter_evaluate(mode=mode, text=text, dataset=ds)
-        if not accepted:
-            path.unlink(missing_ok=True)
-            logger.info("intake filtered instance %s of study %s", shown.get("sop_uid", "-"),
-                        shown.get("study_uid", "-"))
-            return _filtered(key=key, source=source, shown=shown,
-                             reason=reason or "Filtered by a series import filter.")
-        mapped_modality = modality or mapped_modality
+    accepted, reason, mapped_modality = series_filters_evaluate(
+        filters=series_filters_for(project_id=project_id, snap=snap), dataset=ds)
+    if not accepted:
+        path.unlink(missing_ok=True)
+        logger.info("intake filtered instance %s of study %s", shown.get("sop_uid", "-"),
+                    shown.get("study_uid", "-"))
+        return _filtered(key=key, source=source, shown=shown, reason=reason)
 
     # 4. The site-wide anonymization script (fail closed).
     data: bytes | None = raw  # bytes to write (from the receiver, or as the script left them); None: move path

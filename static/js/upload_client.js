@@ -50,6 +50,10 @@
     box.textContent = msg || "";
     box.hidden = !msg;
   }
+  // "40 of 40" must not hide the files the import filter dropped.
+  function filteredNote(t) {
+    return t.filtered ? " (" + t.filtered + " filtered by the import filter, not stored)" : "";
+  }
   function progressOf(t) {
     if (t.status === "UPLOADING") return t.size ? Math.round(100 * t.bytes_received / t.size) : 0;
     if (t.status === "IMPORTING" || t.status === "DONE") return t.files_total ? Math.round(100 * t.files_done / t.files_total) : (t.status === "DONE" ? 100 : 0);
@@ -103,7 +107,7 @@
       data.transfers.forEach(function (t) {
         var pct = progressOf(t);
         var detail = t.status === "UPLOADING" ? bytes(t.bytes_received) + " of " + bytes(t.size)
-          : (t.files_total ? t.files_done + " of " + t.files_total + " files" : "");
+          : (t.files_total ? t.files_done + " of " + t.files_total + " files" + filteredNote(t) : "");
         body.appendChild(el("tr", { "data-id": t.id, "class": "uc-transfer" }, [
           el("td", { text: new Date(t.created).toLocaleString() }),
           el("td", { text: t.file_name }), el("td", { text: t.project }),
@@ -247,8 +251,8 @@
       if (t.status === "UPLOADING") detail = bytes(t.bytes_received) + " of " + bytes(t.size) + " received";
       else if (t.status === "INSPECTING") detail = "Reading the headers…";
       else if (t.status === "AWAITING") detail = "Nothing has been imported yet. Review and confirm below.";
-      else if (t.status === "IMPORTING") detail = t.files_done + " of " + t.files_total + " files imported";
-      else if (t.status === "DONE") detail = "Finished.";
+      else if (t.status === "IMPORTING") detail = t.files_done + " of " + t.files_total + " files imported" + filteredNote(t);
+      else if (t.status === "DONE") detail = "Finished: " + t.files_done + " of " + t.files_total + " files processed" + filteredNote(t) + ".";
       $("#uc-detail").textContent = detail;
       var show = t.status === "UPLOADING" || t.status === "IMPORTING" || t.status === "DONE";
       $("#uc-prog-wrap").hidden = !show;
@@ -286,7 +290,7 @@
 
     /* -- review ------------------------------------------------------ */
     function review(t) {
-      var conf = t.settings, sessions = t.inspection.sessions, sugg = t.suggestions;
+      var conf = t.settings, sessions = t.inspection.sessions, sugg = t.suggestions, shown = t.shown || {};
       var bulk = conf.allow_bulk_upload && sessions.length > 1;
       var root = $("#uc-review");
       root.hidden = false;
@@ -303,7 +307,7 @@
         root.appendChild(el("div", { "class": "card" }, [el("p", { text: "Project " + conf.project + " requires the visit date of each session." }),
           el("label", {}, [dateBox, " I don't know the dates of these sessions"])]));
       }
-      if (bulk) bulkView(root, conf, sessions, sugg); else singleView(root, conf, sessions, sugg);
+      if (bulk) bulkView(root, conf, sessions, sugg, shown); else singleView(root, conf, sessions, sugg);
       var actions = el("div", { "class": "uc-actions" });
       var go = el("button", { "class": "btn btn-primary", type: "button", id: "uc-confirm", text: "Upload" });
       var cancel = el("button", { "class": "btn btn-danger", type: "button", id: "uc-cancel", text: "Discard" });
@@ -422,8 +426,13 @@
             editorOpen("Scan " + sc.id + " " + sc.description, base + "frame/" + key + "/" + encodeURIComponent(sc.id) + ".png",
               state.pixel[pk] || [], function (rects) { state.pixel[pk] = rects; showCount(); });
           });
-          tb.appendChild(el("tr", { "data-scan": sc.id }, [el("td", {}, [el("input", { type: "checkbox", "class": "uc-scan", value: sc.id, checked: true })]),
-            el("td", { text: sc.id }), el("td", { text: sc.description }), el("td", { text: sc.modality }), el("td", { text: String(sc.files) }),
+          var out = !!sc.will_be_filtered;
+          if (out) btn.disabled = true;
+          tb.appendChild(el("tr", { "data-scan": sc.id, "class": out ? "uc-filtered" : null }, [el("td", {}, [
+              el("input", { type: "checkbox", "class": "uc-scan", value: sc.id, checked: !out, disabled: out,
+                "aria-label": "Upload scan " + sc.id + (out ? " (will be filtered)" : "") }),
+              out ? el("span", { "class": "badge uc-will-filter", text: "will be filtered" }) : null]),
+            el("td", { text: sc.id }), el("td", { text: sc.description + (!out && sc.filtered ? " (" + sc.filtered + " of " + sc.files + " files will be filtered)" : "") }), el("td", { text: sc.modality }), el("td", { text: String(sc.files) }),
             el("td", { text: sc.columns + "×" + sc.rows }), el("td", {}, [btn, note])]));
         });
         scans.appendChild(tb);
@@ -443,25 +452,38 @@
     }
 
     /* -- bulk ---------------------------------------------------------- */
-    function bulkView(root, conf, sessions, sugg) {
-      var table = el("table", { id: "uc-bulk" }, [el("thead", {}, [el("tr", {}, ["Upload", "ID", "Study date", "Modalities", "Scans", "Files", "Series descriptions", "XNAT Subject ID", "Session Label", "PET Tracer"].concat(conf.require_date ? ["Visit date"] : []).map(function (h) { return el("th", { text: h }); }))])]);
+    function bulkView(root, conf, sessions, sugg, shown) {
+      root.appendChild(el("p", { "class": "text-muted uc-small", text: "Patient names and IDs are shown to you only, to tell your sessions apart; they are read from the files you sent, before anonymization." }));
+      var table = el("table", { id: "uc-bulk" }, [el("thead", {}, [el("tr", {}, ["Upload", "ID", "Patient", "Folder", "Study date", "Study description", "Modalities", "Series", "Files", "Series descriptions", "XNAT Subject ID", "Session Label", "PET Tracer"].concat(conf.require_date ? ["Visit date"] : []).map(function (h) { return el("th", { text: h }); }))])]);
       var tbody = el("tbody");
       sessions.forEach(function (s) {
-        var sg = sugg[s.key] || {};
+        var sg = sugg[s.key] || {}, who = shown[s.key] || {};
         var tracer = tracerSelect(conf, "uc-tracer-" + s.key);
         tracer.hidden = !s.is_pet;
-        var cells = [el("td", {}, [el("input", { type: "checkbox", "class": "uc-include", checked: true, "aria-label": "Upload session " + s.key })]), el("td", { text: s.key }),
-          el("td", { text: s.study_date || "" }), el("td", { text: s.modalities.join(", ") }), el("td", { text: String(s.scans.length) }),
-          el("td", { text: String(s.files) }), el("td", { "class": "uc-small", text: s.scans.map(function (x) { return x.description; }).filter(Boolean).join("; ") }),
+        var dropped = s.scans.filter(function (x) { return x.will_be_filtered; }), allOut = dropped.length === s.scans.length;
+        var folders = (who.folders || []).map(function (f) { return f || "(top level)"; }).join(", ") + ((who.folders_total || 0) > (who.folders || []).length ? " …" : "");
+        var cells = [el("td", {}, [el("input", { type: "checkbox", "class": "uc-include", checked: !allOut, disabled: allOut, "aria-label": "Upload session " + s.key })]), el("td", { text: s.key }),
+          el("td", { "class": "uc-patient" }, [el("div", { text: who.patient_name || "(no name)" }), el("div", { "class": "uc-small text-muted", text: "ID " + (who.patient_id || "(none)") + (who.accession ? " · Acc. " + who.accession : "") })]),
+          el("td", { "class": "uc-small uc-folder", text: folders }),
+          el("td", { text: s.study_date || "" }), el("td", { "class": "uc-small", text: s.study_description || "" }), el("td", { text: s.modalities.join(", ") }),
+          el("td", { "class": "uc-series" }, [String(s.scans.length), dropped.length ? el("div", { "class": "uc-small text-danger", text: (allOut ? "all" : dropped.length) + " will be filtered" }) : null]),
+          el("td", { text: String(s.files) }), el("td", { "class": "uc-small" }, s.scans.filter(function (x) { return x.description || x.will_be_filtered; }).map(function (x, i) {
+            return el("span", { "class": x.will_be_filtered ? "uc-filtered-series" : null }, [(i ? "; " : "") + (x.description || "scan " + x.id), x.will_be_filtered ? el("span", { "class": "badge uc-will-filter", text: "will be filtered" }) : null]);
+          })),
           el("td", {}, [el("input", { type: "text", "class": "uc-b-subject", value: sg.subject || "", "aria-label": "Subject of session " + s.key })]),
           el("td", {}, [el("input", { type: "text", "class": "uc-b-label", value: sg.label || "", "aria-label": "Session label of session " + s.key })]), el("td", {}, [tracer])];
         tracer.setAttribute("aria-label", "PET tracer of session " + s.key);
         if (conf.require_date) cells.push(el("td", {}, [el("input", { type: "date", "class": "uc-b-date", "aria-label": "Visit date of session " + s.key })]));
-        var tr = el("tr", { "data-key": s.key }, cells);
+        var tr = el("tr", { "data-key": s.key, "class": allOut ? "uc-filtered" : null }, cells);
         $(".uc-include", tr).addEventListener("change", renderGroups);
         $(".uc-b-subject", tr).addEventListener("change", function () {
-          var subs = {}; subs[s.key] = this.value.trim();
-          api("POST", base + "suggest", { subjects: subs }).then(function (r) { $(".uc-b-label", tr).value = r.suggestions[s.key].label; });
+          // Every row's subject, and the labels the other rows show: the visit is counted per subject.
+          var subs = {}, kept = {};
+          $all("#uc-bulk tbody tr").forEach(function (row) {
+            subs[row.dataset.key] = $(".uc-b-subject", row).value.trim();
+            if (row !== tr) kept[row.dataset.key] = $(".uc-b-label", row).value.trim();
+          });
+          api("POST", base + "suggest", { subjects: subs, labels: kept }).then(function (r) { $(".uc-b-label", tr).value = r.suggestions[s.key].label; });
         });
         tbody.appendChild(tr);
       });
@@ -504,7 +526,7 @@
         var found = {};
         sessions.filter(function (s) { return keys.indexOf(s.key) >= 0; }).forEach(function (s) {
           s.scans.forEach(function (sc) {
-            if (!sc.uniform) return;
+            if (!sc.uniform || sc.will_be_filtered) return;
             var g = sc.modality + "|" + sc.rows + "|" + sc.columns;
             (found[g] = found[g] || []).push([s.key, sc]);
           });

@@ -283,3 +283,50 @@ def test_pixel_editor_is_a_keyboard_dialog(signed_in, live_server, tmp_path, cel
         inside = ds.pixel_array != ds.pixel_array
         inside[3:8, 2:10] = True
         assert (ds.pixel_array[inside] == 0).all() and (ds.pixel_array[~inside] != 0).all()
+
+
+def test_bulk_rows_tell_patients_apart_count_visits_per_subject_and_show_filtered_series(
+        signed_in, live_server, tmp_path, celery_worker):
+    """Issue 15 item 3: each bulk row shows the uploader's own patient name and ID, folder, study date and
+    description and series count; no label is numbered before a subject is typed, then visits count per
+    subject; the series the project's filter drops say "will be filtered", cannot be chosen, and the finished
+    upload says how many files were filtered."""
+    page = signed_in
+    Project.objects.filter(pk="PROJ1").update(default_session_labeling_scheme=SEED_SCHEME,
+                                              series_import_filter_enabled=True,
+                                              series_import_filter_mode="blacklist",
+                                              series_import_filter="LOCALIZER")
+    files = []
+    for n, (name, pid) in enumerate((("Doe^Jane", "P-1"), ("Roe^Rick", "P-2"), ("Poe^Edgar", "P-3")), 1):
+        series = ((1, "T1", 1), (2, "LOCALIZER", 2)) if n == 2 else ((1, "T1", 1),)
+        files += session_files(tmp_path / f"patient{n}", study_date=f"2024030{n}", series=series, PatientName=name,
+                               PatientID=pid, StudyDescription=f"Brain {n}")
+    upload(page, live_server, zip_of(files, tmp_path / "three.zip"))
+    rows = {k: f"#uc-bulk tbody tr[data-key='s{n}']" for n, k in enumerate(("P-1", "P-2", "P-3"), 1)}
+    text = page.inner_text(rows["P-2"])
+    for expected in ("Roe Rick", "P-2", "data/patient2", "2024-03-02", "Brain 2", "will be filtered"):
+        assert expected in text, expected
+    assert page.inner_text(f"{rows['P-2']} .uc-series").startswith("2")
+    assert "LOCALIZER" in page.inner_text(f"{rows['P-2']} .uc-filtered-series")
+    assert "Doe Jane" in page.inner_text(rows["P-1"]) and "will be filtered" not in page.inner_text(rows["P-1"])
+    assert [page.input_value(f"{r} .uc-b-label") for r in rows.values()] == ["", "", ""]  # not _v00_mr, _v01_mr...
+    assert page.locator(".uc-group").count() == 1  # the filtered series has no pixel template group of its own
+    for key, subject in (("P-2", "SUBA"), ("P-1", "SUBA"), ("P-3", "SUBB")):
+        label = page.locator(f"{rows[key]} .uc-b-label")
+        page.fill(f"{rows[key]} .uc-b-subject", subject)
+        page.dispatch_event(f"{rows[key]} .uc-b-subject", "change")
+        page.wait_for_function("el => el.value !== ''", arg=label.element_handle())
+    assert [page.input_value(f"{r} .uc-b-label") for r in rows.values()] == ["SUBA_v01_mr", "SUBA_v00_mr",
+                                                                             "SUBB_v00_mr"]
+    screenshot(page, "upload_client_bulk_identifiable_rows")
+    page.click("#uc-confirm")
+    wait_done(page)
+    assert "2 filtered" in page.inner_text("#uc-detail") and "2 filtered" in page.inner_text("#uc-result")
+    screenshot(page, "upload_client_bulk_filtered_done")
+    assert sorted(PrearchiveSession.objects.values_list("name", flat=True)) == ["SUBA_v00_mr", "SUBA_v01_mr",
+                                                                                "SUBB_v00_mr"]
+    assert set(PrearchiveFile.objects.values_list("scan_id", flat=True)) == {"1"}
+    assert not AuditEvent.objects.filter(details__icontains="Roe").exists()
+    page.goto(live_server.url + "/upload/client/transfers/")
+    page.wait_for_selector("tr.uc-transfer .uc-status")
+    assert "2 filtered" in page.inner_text("#uc-transfers")

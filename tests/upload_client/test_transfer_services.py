@@ -365,3 +365,55 @@ def test_a_deflate_bomb_in_an_uploader_archive_is_unreadable_without_the_memory(
     transfer.refresh_from_db()
     assert transfer.inspection["sessions"][0]["files"] == len(paths) - 1
     assert transfer.inspection["unreadable"] == 1
+
+
+def test_series_the_import_filter_drops_are_marked_left_out_and_counted(inspected, member):
+    """Issue 15 item 3: the project's filter (the function intake uses) marks scan 2 "will be filtered"; it
+    cannot be chosen, is left out, and the done transfer counts its files as filtered."""
+    transfer = inspected({"series_import_filter_enabled": True, "series_import_filter_mode": "blacklist",
+                          "series_import_filter": "FLAIR"}, sessions=1)
+    scans = {s["id"]: s for s in transfer.inspection["sessions"][0]["scans"]}
+    assert (scans["1"]["will_be_filtered"], scans["2"]["will_be_filtered"]) == (False, True)
+    assert scans["2"]["filtered"] == 2 and transfer.inspection["sessions"][0]["filtered"] == 2
+    with pytest.raises(ValidationError, match="will be filtered"):
+        importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+            "key": "s1", "subject": "F01", "label": "F01_MR", "scans": ["1", "2"]}]})
+    importer.transfer_confirm(transfer=transfer, user=member, data={"sessions": [{
+        "key": "s1", "subject": "F01", "label": "F01_MR"}]})
+    transfer.refresh_from_db()
+    assert transfer.files_total == 2 and services.transfer_state(transfer=transfer)["filtered"] == 2
+    assert importer.transfer_import(transfer_id=transfer.pk) == Transfer.Status.DONE
+    transfer.refresh_from_db()
+    state = services.transfer_state(transfer=transfer)
+    assert (state["files_done"], state["files_total"], state["filtered"]) == (2, 2, 2)
+    assert {r.scan_id for r in PrearchiveFile.objects.all()} == {"1"}
+    assert AuditEvent.objects.get(action="upload_client_import").details["filtered"] == 2
+
+
+def test_labels_count_visits_per_subject_and_the_bulk_rows_tell_patients_apart(tmp_path, member):
+    """Issue 15 item 3: with the seed's v## scheme and no subject typed yet, three patients get no label
+    (not _v00_mr, _v01_mr, _v02_mr); once typed, the visit counts per subject, keeping what other rows show."""
+    Project.objects.filter(pk="PROJ1").update(
+        default_session_labeling_scheme='makeSessionLabel[format["{0}_v##_{1}", subject, lowercase[modalityLabel]]]')
+    paths = []
+    for n, (name, pid) in enumerate((("Doe^Jane", "P-1"), ("Roe^Rick", "P-2"), ("Poe^Edgar", "P-3"))):
+        paths += session_files(tmp_path / f"patient{n}", series=((1, "T1", 1),), PatientName=name, PatientID=pid,
+                               StudyDescription=f"Brain {n}")
+    archive = zip_of(paths, tmp_path / "three.zip")
+    transfer = services.transfer_create(user=member, project_id="PROJ1", file_name="three.zip", size=0)
+    services.transfer_receive(transfer=transfer, stream=io.BytesIO(archive.read_bytes()), length=None)
+    services.transfer_inspect(transfer_id=transfer.pk)
+    transfer = Transfer.objects.select_related("project").get(pk=transfer.pk)
+    assert "Roe" not in str(transfer.inspection) and "P-2" not in str(transfer.inspection)  # the database
+    assert [s["study_description"] for s in transfer.inspection["sessions"]] == ["Brain 0", "Brain 1", "Brain 2"]
+    shown = services.sessions_shown(transfer=transfer)
+    assert [(v["patient_name"], v["patient_id"], v["folders"]) for v in shown.values()] == [
+        ("Doe Jane", "P-1", ["data/patient0"]), ("Roe Rick", "P-2", ["data/patient1"]),
+        ("Poe Edgar", "P-3", ["data/patient2"])]
+    assert [v["label"] for v in services.suggestions(transfer=transfer).values()] == ["", "", ""]
+    both = services.suggestions(transfer=transfer, subjects={"s1": "A", "s2": "A", "s3": "B"})
+    assert [v["label"] for v in both.values()] == ["A_v00_mr", "A_v01_mr", "B_v00_mr"]
+    # s2 was given A first (A_v00_mr on the page); then s1 gets A: the next visit, not a duplicate
+    later = services.suggestions(transfer=transfer, subjects={"s1": "A", "s2": "A", "s3": ""},
+                                 labels_kept={"s2": "A_v00_mr", "s3": ""})
+    assert later["s1"]["label"] == "A_v01_mr" and later["s2"]["label"] == "A_v00_mr"

@@ -47,6 +47,8 @@ MSG_TRACER = "{value!r} is not one of this project's PET tracers."
 MSG_TRACER_NOT_PET = "A PET tracer is only used for sessions with PET scans."
 MSG_NO_SCANS = "Choose at least one scan of each session."
 MSG_UNKNOWN_SCAN = "Scan {scan!r} is not part of session {key!r}."
+MSG_FILTERED_SCAN = "Scan {scan!r} of session {key!r} will be filtered by the import filter; it cannot be uploaded."
+MSG_ALL_FILTERED = "Every series of session {key!r} will be filtered by the import filter; leave it out."
 MSG_VARIABLE = "The anonymization scripts do not ask for a variable named {name!r}."
 MSG_DATE_MISSING = "Project {project} requires the visit date of each session (or tick \"I don't know the dates\")."
 MSG_DATE_WRONG = ("The visit date you entered does not match the data. The upload was refused and its files "
@@ -128,12 +130,18 @@ def transfer_confirm(*, transfer: Transfer, user, data: dict[str, Any]) -> Trans
             raise ValidationError(MSG_TRACER.format(value=tracer[:80]))
         scan_info = {s["id"]: s for s in session["scans"]}
         scans = item.get("scans")
-        scans = list(scan_info) if scans is None else [str(s) for s in scans]
+        # Series the import filter will drop are shown as such and not imported (left_out counts them).
+        passing = [s for s in scan_info if not scan_info[s].get("will_be_filtered")]
+        if not passing:
+            raise ValidationError(MSG_ALL_FILTERED.format(key=key))
+        scans = passing if scans is None else [str(s) for s in scans]
         if not scans:
             raise ValidationError(MSG_NO_SCANS)
         for scan in scans:
             if scan not in scan_info:
                 raise ValidationError(MSG_UNKNOWN_SCAN.format(scan=scan, key=key))
+            if scan_info[scan].get("will_be_filtered"):
+                raise ValidationError(MSG_FILTERED_SCAN.format(scan=scan, key=key))
         variables = {str(k): str(v)[:1024] for k, v in (item.get("variables") or {}).items()}
         for name in variables:
             if name not in variable_names:
@@ -157,9 +165,11 @@ def transfer_confirm(*, transfer: Transfer, user, data: dict[str, Any]) -> Trans
         if wrong:
             _date_refused(transfer=transfer, actor=actor, wrong=wrong, sessions=len(sessions))
     files_total = sum(sc["files"] for s in sessions for sc in by_key[s["key"]]["scans"] if sc["id"] in s["scans"])
+    left_out = sum(sc["files"] for s in sessions for sc in by_key[s["key"]]["scans"] if sc.get("will_be_filtered"))
     with transaction.atomic():
         if not Transfer.objects.filter(pk=transfer.pk, status=Status.AWAITING).update(
-                status=Status.IMPORTING, choices={"sessions": sessions, "dates_unknown": dates_unknown},
+                status=Status.IMPORTING, choices={"sessions": sessions, "dates_unknown": dates_unknown,
+                                                  "filtered": left_out},
                 files_total=files_total, files_done=0, updated=timezone.now()):
             raise ValidationError(services.MSG_NOT_NOW.format(status="no longer waiting"))
         if project.require_date and dates_unknown:
@@ -238,6 +248,7 @@ def _transfer_import(*, transfer_id) -> str | None:
     shutil.rmtree(staging, ignore_errors=True)  # a killed run's staged copy: its source is still there
     staging.mkdir(exist_ok=True)
     report = ImportReport(started=transfer.created)
+    report.filtered = int(transfer.choices.get("filtered") or 0)  # series left out as "will be filtered"
     done, last, status, error = 0, 0.0, Status.DONE, ""
     scripts = scripts_for(project=project)
     by_key = {s["key"]: s for s in transfer.inspection.get("sessions", [])}
@@ -295,7 +306,7 @@ def _transfer_import(*, transfer_id) -> str | None:
     shutil.rmtree(work, ignore_errors=True)
     audit_record(actor=user.get_username(), action="upload_client_import", project_id=project.pk,
                  transfer=str(transfer_id), status=status, stored=report.stored, rejected=report.rejected,
-                 sessions=[s["label"] for s in transfer.choices["sessions"]])
+                 filtered=report.filtered, sessions=[s["label"] for s in transfer.choices["sessions"]])
     logger.info("transfer %s %s: %d stored, %d refused", transfer_id, status, report.stored, report.rejected)
     return status
 

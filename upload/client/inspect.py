@@ -2,10 +2,15 @@
 the headers only (no pixel data), grouping files into sessions (StudyInstanceUID) and scans (SeriesNumber,
 else SeriesInstanceUID, as intake does).
 
-Two results: the *inspection* (database, shown to the user: study dates, modalities, series descriptions,
-counts, image sizes; no names, no IDs) and the *manifest* (``manifest.json`` in the transfer's private
-folder: which file belongs to which session and scan, plus the few header values the labeling schemes may
-need). The manifest is removed with the folder.
+Two results: the *inspection* (database, shown to the user: study dates, modalities, study and series
+descriptions, counts, image sizes, how many files of each scan the import filters will drop; no names, no
+IDs) and the *manifest* (``manifest.json`` in the transfer's private folder: which file belongs to which
+session and scan, the few header values the labeling schemes may need, and what the bulk review shows the
+uploader so that they can tell their sessions apart: patient name and ID, accession number, the folders of
+the upload the session came from). The manifest is removed with the folder; its values are never logged.
+
+Filtered series: ``filters`` are the import's own (prearchive.services.intake.series_filters_for), evaluated
+per file with the same function intake uses, on the header as uploaded.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from .labels import label_chars, modality_label
 MANIFEST = "manifest.json"
 TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality", "StudyDate",
         "StudyTime", "Rows", "Columns", "NumberOfFrames", "SOPClassUID", "SOPInstanceUID", "InstanceNumber",
-        "AccessionNumber", "PatientID", "PatientName", "TransferSyntaxUID"]
+        "AccessionNumber", "PatientID", "PatientName", "TransferSyntaxUID", "StudyDescription"]
+MAX_FOLDERS = 5
 
 
 def _text(ds, keyword: str) -> str:
@@ -51,16 +57,26 @@ def scan_id_for(series_number: str, series_uid: str) -> str:
     return scan_dir(series_number, series_uid)
 
 
-def headers_inspect(*, files: list[tuple[Path, str]], root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(inspection, manifest) for the extracted ``files`` [(path, name in archive)] under ``root``."""
-    from prearchive.services.headers import HeaderError, header_read
+def _folder(name: str) -> str:
+    """The folder of a file inside the upload ('' for the top level)."""
+    parts = name.replace("\\", "/").split("/")
+    return "/".join(p for p in parts[:-1] if p not in ("", "."))
 
+
+def headers_inspect(*, files: list[tuple[Path, str]], root: Path,
+                    filters: list[tuple[str, str]] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(inspection, manifest) for the extracted ``files`` [(path, name in archive)] under ``root``;
+    ``filters``: the series import filters the import will apply (see the module docstring)."""
+    from prearchive.services.headers import HeaderError, header_read
+    from prearchive.services.intake import series_filters_evaluate, series_filters_header_tags
+
+    tags = list(TAGS) + sorted(series_filters_header_tags(list(filters)) - set(TAGS), key=str)
     studies: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     unreadable: list[str] = []
     for path, name in files:
         try:
-            ds = header_read(path, extra_tags=TAGS).dataset  # a Deflated file inflates with a cap, never whole
+            ds = header_read(path, extra_tags=tags).dataset  # a Deflated file inflates with a cap, never whole
         except (HeaderError, InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
             unreadable.append(name)
             continue
@@ -71,16 +87,23 @@ def headers_inspect(*, files: list[tuple[Path, str]], root: Path) -> tuple[dict[
         study = studies.get(study_uid)
         if study is None:
             study = studies[study_uid] = {"scans": {}, "dates": set(), "times": set(), "patient_id": "",
-                                          "patient_name": "", "accession": "", "files": []}
+                                          "patient_name": "", "accession": "", "descriptions": set(),
+                                          "folders": {}, "files": []}
             order.append(study_uid)
         study["dates"].add(_text(ds, "StudyDate"))
         study["times"].add(_text(ds, "StudyTime"))
         study["patient_id"] = study["patient_id"] or _text(ds, "PatientID")
         study["patient_name"] = study["patient_name"] or _text(ds, "PatientName")
         study["accession"] = study["accession"] or _text(ds, "AccessionNumber")
+        study["descriptions"].add(_text(ds, "StudyDescription"))
+        folder = _folder(name)
+        study["folders"][folder] = study["folders"].get(folder, 0) + 1
         scan_id = scan_id_for(_text(ds, "SeriesNumber"), _text(ds, "SeriesInstanceUID"))
         scan = study["scans"].setdefault(scan_id, {"descriptions": set(), "modalities": set(), "sizes": set(),
-                                                   "sop_classes": set(), "frames": 0, "files": []})
+                                                   "sop_classes": set(), "frames": 0, "files": [],
+                                                   "filtered": 0})
+        if filters and not series_filters_evaluate(filters=list(filters), dataset=ds)[0]:
+            scan["filtered"] += 1
         scan["descriptions"].add(_text(ds, "SeriesDescription"))
         scan["modalities"].add(_text(ds, "Modality"))
         scan["sizes"].add((_int(ds, "Rows"), _int(ds, "Columns")))
@@ -104,6 +127,8 @@ def headers_inspect(*, files: list[tuple[Path, str]], root: Path) -> tuple[dict[
                 "modality": modalities[0] if modalities else "", "files": len(scan["files"]),
                 "frames": scan["frames"], "rows": rows, "columns": cols,
                 "uniform": len(scan["sizes"]) == 1 and len(scan["sop_classes"]) == 1 and rows > 0 and cols > 0,
+                # files the import filters will drop; all of them: the scan "will be filtered"
+                "filtered": scan["filtered"], "will_be_filtered": scan["filtered"] == len(scan["files"]),
             })
             scan_files[scan_id] = [f[0] for f in scan["files"]]
         modalities = sorted({s["modality"] for s in scans if s["modality"]})
@@ -113,11 +138,18 @@ def headers_inspect(*, files: list[tuple[Path, str]], root: Path) -> tuple[dict[
             "key": key, "study_date": _date(dates[0]) if dates else "", "study_time": _time(times[0]) if times else "",
             "modalities": modalities, "modality_label": modality_label(modalities), "is_pet": "PT" in modalities,
             "files": sum(s["files"] for s in scans), "scans": scans,
+            "study_description": " / ".join(sorted(d for d in study["descriptions"] if d)),
+            "filtered": sum(s["filtered"] for s in scans),
         })
         manifest_sessions[key] = {
             "study_uid": study_uid, "scans": scan_files,
             "patient_id": label_chars(study["patient_id"]), "patient_name": label_chars(study["patient_name"]),
             "accession": label_chars(study["accession"]),
+            # shown to the uploader in the bulk review only (views.transfer_state); never logged
+            "shown": {"patient_name": study["patient_name"].replace("^", " ").strip(),
+                      "patient_id": study["patient_id"], "accession": study["accession"],
+                      "folders": sorted(study["folders"], key=lambda f: (-study["folders"][f], f))[:MAX_FOLDERS],
+                      "folders_total": len(study["folders"])},
         }
     inspection = {"sessions": sessions, "unreadable": len(unreadable)}
     return inspection, {"sessions": manifest_sessions}

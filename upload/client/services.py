@@ -10,6 +10,7 @@ Logs and audit entries carry transfer ids, labels and counts; never names, IDs o
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from datetime import timedelta
@@ -212,7 +213,10 @@ def transfer_inspect(*, transfer_id) -> str | None:
         extraction = archive_extract(archive=archive, name=transfer.file_name, limits=Limits.from_site_config(),
                                      tmp_root=work)
         archive.unlink(missing_ok=True)
-        inspection, manifest = headers_inspect(files=extraction.files, root=work)
+        from prearchive.services.intake import series_filters_for
+
+        inspection, manifest = headers_inspect(files=extraction.files, root=work,
+                                               filters=series_filters_for(project_id=transfer.project_id))
         inspection["skipped"] = [{"name": n[:200], "reason": r} for n, r in extraction.skipped[:200]]
         inspection["skipped_total"] = len(extraction.skipped)
         if not inspection["sessions"]:
@@ -249,15 +253,30 @@ def _sample_header(transfer: Transfer, key: str):
     return None
 
 
-def suggestions(*, transfer: Transfer, subjects: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+def _uses_subject(expression: str | None) -> bool:
+    return bool(expression) and re.search(r"\bsubject\b", expression) is not None
+
+
+def suggestions(*, transfer: Transfer, subjects: dict[str, str] | None = None,
+                labels_kept: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
     """Suggested subject and session labels for every session of the transfer, unique among themselves
-    and the project's existing sessions. ``subjects`` overrides the subject of some sessions."""
+    and the project's existing sessions. ``subjects`` overrides the subject of some sessions;
+    ``labels_kept``: labels the page already shows for some sessions (kept, and taken for the others).
+
+    A visit number (``v##``) counts per subject: a label made from the subject is only suggested once the
+    session has one, so sessions of different patients with no subject yet are not numbered as visits of
+    one nameless subject (``_v00_mr``, ``_v01_mr``...)."""
     project = transfer.project
     conf = uploader_settings(project=project)
     manifest = manifest_read(work_dir=Path(transfer.work_dir))["sessions"]
     taken = session_labels_taken(project_id=project.pk)
+    kept = {k: v for k, v in (labels_kept or {}).items() if v}
+    taken.update(kept.values())
     subject_taken = set(conf["subjects"])
     expression = scripts_for(project=project).session_expression
+    scheme = conf["session_scheme"]
+    explicit = scheme.strip().lower() not in ("auto", "manual", "dicom_patient_id", "dicom_accession_num")
+    needs_subject = scheme.strip().lower() in ("auto", "manual") or (explicit and _uses_subject(scheme))
     out: dict[str, dict[str, str]] = {}
     for session in transfer.inspection.get("sessions", []):
         key = session["key"]
@@ -269,18 +288,31 @@ def suggestions(*, transfer: Transfer, subjects: dict[str, str] | None = None) -
                                                    patient_name=info.get("patient_name", ""))
             if conf["subject_scheme"] == "auto":
                 subject_taken.add(subject)
+        if key in kept:
+            out[key] = {"subject": subject, "label": kept[key]}
+            continue
         try:
             label = labels.session_label_suggest(
-                scheme=conf["session_scheme"], subject=subject, modality=session["modality_label"],
+                scheme=scheme, subject=subject, modality=session["modality_label"],
                 project=project.pk, taken=taken, header=_sample_header(transfer, key),
                 patient_id=info.get("patient_id", ""), accession=info.get("accession", ""),
-                script_expression=expression) if subject or conf["session_scheme"] != "auto" else ""
+                script_expression=expression) if subject or not needs_subject else ""
         except labels.LabelError:
             label = ""
         if label:
             taken.add(label)
         out[key] = {"subject": subject, "label": label}
     return out
+
+
+def sessions_shown(*, transfer: Transfer) -> dict[str, dict[str, Any]]:
+    """What the bulk review shows the uploader to tell the sessions apart (patient name and ID, accession,
+    the upload's folders), read from the transfer's private manifest. For the transfer's own user only;
+    never logged nor stored in the database."""
+    manifest = manifest_read(work_dir=Path(transfer.work_dir))["sessions"]
+    empty = {"patient_name": "", "patient_id": "", "accession": "", "folders": [], "folders_total": 0}
+    return {s["key"]: {**empty, **(manifest.get(s["key"], {}).get("shown") or {})}
+            for s in transfer.inspection.get("sessions", [])}
 
 
 # ------------------------------------------------------------------ discard and clean-up
@@ -342,8 +374,17 @@ def transfer_state(*, transfer: Transfer) -> dict[str, Any]:
         "project": transfer.project_id, "file_name": transfer.file_name, "size": transfer.size,
         "bytes_received": transfer.bytes_received, "files_total": transfer.files_total,
         "files_done": transfer.files_done, "error": transfer.error, "summary": transfer.summary,
+        # files the import filters drop: what intake filtered, plus the series the review showed as
+        # "will be filtered" (left out of the import)
+        "filtered": transfer_filtered_count(transfer=transfer),
         "created": transfer.created.isoformat(), "page": f"/upload/client/t/{transfer.pk}/",
     }
+
+
+def transfer_filtered_count(*, transfer: Transfer) -> int:
+    if "filtered" in (transfer.summary or {}):  # the import's count (left-out series included)
+        return int(transfer.summary["filtered"] or 0)
+    return int((transfer.choices or {}).get("filtered") or 0)
 
 
 def work_path(transfer: Transfer, relative: str) -> Path:

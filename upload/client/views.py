@@ -138,16 +138,23 @@ def transfer_state(request: HttpRequest, transfer_id) -> HttpResponse:
             inspection["sessions"] = [{**s, "study_date": "", "study_time": ""} for s in inspection["sessions"]]
         state.update(inspection=inspection, settings=conf,
                      suggestions=services.suggestions(transfer=transfer))
+        if conf["allow_bulk_upload"] and len(inspection["sessions"]) > 1:
+            # The bulk review's identifying columns: this user's own upload, before anonymization.
+            state["shown"] = services.sessions_shown(transfer=transfer)
     return JsonResponse(state)
 
 
 @json_view
 @require_POST
 def transfer_suggest(request: HttpRequest, transfer_id) -> HttpResponse:
-    """Session labels for the subjects the user chose: {"subjects": {key: subject}}."""
+    """Session labels for the subjects the user chose: {"subjects": {key: subject}, "labels": {key: label}}
+    (``labels``: what the page shows for the sessions whose label is not to be suggested again)."""
     transfer = _transfer(request, transfer_id)
-    subjects = {str(k): str(v) for k, v in (_body(request).get("subjects") or {}).items()}
-    return JsonResponse({"suggestions": services.suggestions(transfer=transfer, subjects=subjects)})
+    body = _body(request)
+    subjects = {str(k): str(v) for k, v in (body.get("subjects") or {}).items()}
+    kept = {str(k): str(v) for k, v in (body.get("labels") or {}).items()} if isinstance(body.get("labels"), dict) else {}
+    return JsonResponse({"suggestions": services.suggestions(transfer=transfer, subjects=subjects,
+                                                             labels_kept=kept)})
 
 
 @json_view
