@@ -162,16 +162,32 @@
     if (editor.opener && editor.opener.focus) editor.opener.focus();
     editor.opener = null;
   }
-  function editorOpen(title, url, rects, onDone) {
+  // The frame to draw on (1-based over the scan's files); the rectangles apply to every frame of the scan.
+  function editorFrame(n) {
+    var total = editor.frames;
+    $("#uc-frame").value = String(n);
+    $("#uc-frame").setAttribute("aria-valuetext", "Frame " + n + " of " + total);
+    $("#uc-frame-text").textContent = "Frame " + n + " of " + total;
+    editorLoad(editor.url + "?frame=" + n);
+  }
+  function editorOpen(title, url, rects, onDone, frames) {
     editor.rects = rects.map(function (r) { return r.slice(); });
     editor.onDone = onDone;
     editor.opener = document.activeElement;
+    editor.url = url;
+    editor.frames = Math.max(1, frames || 1);
     $("#uc-editor-title").textContent = title;
     $("#uc-editor").hidden = false;
     $("#uc-rect-error").textContent = "";
+    $("#uc-frame-box").hidden = editor.frames < 2;
+    $("#uc-frame").max = String(editor.frames);
     $("#uc-rect-left").focus();
+    editorFrame(Math.ceil(editor.frames / 2));
+  }
+  function editorLoad(src) {
     var img = new Image();
     img.onload = function () {
+      if ($("#uc-canvas").dataset.src !== src) return;  // a later frame was chosen meanwhile
       editor.img = img;
       editor.scale = Math.min(512 / img.naturalWidth, 512 / img.naturalHeight);
       var c = $("#uc-canvas");
@@ -182,7 +198,8 @@
     };
     img.onerror = function () { showError("This scan's images cannot be shown."); };
     $("#uc-canvas").dataset.ready = "";
-    img.src = url;
+    $("#uc-canvas").dataset.src = src;
+    img.src = src;
   }
   function editorInit() {
     var c = $("#uc-canvas");
@@ -204,6 +221,13 @@
       editor.drag = null;
       if (r[2] > r[0] && r[3] > r[1]) editor.rects.push(r);
       editorDraw();
+    });
+    var frameTimer = null;
+    $("#uc-frame").addEventListener("input", function () {
+      var n = parseInt(this.value, 10) || 1;
+      $("#uc-frame-text").textContent = "Frame " + n + " of " + editor.frames;
+      clearTimeout(frameTimer);
+      frameTimer = setTimeout(function () { editorFrame(n); }, 150);
     });
     $("#uc-editor-clear").addEventListener("click", function () { editor.rects = []; editorDraw(); });
     $("#uc-editor-done").addEventListener("click", function () { editorClose(true); });
@@ -424,7 +448,7 @@
           function showCount() { var n = (state.pixel[pk] || []).length; note.textContent = n ? " " + n + " rectangle(s)" : ""; }
           btn.addEventListener("click", function () {
             editorOpen("Scan " + sc.id + " " + sc.description, base + "frame/" + key + "/" + encodeURIComponent(sc.id) + ".png",
-              state.pixel[pk] || [], function (rects) { state.pixel[pk] = rects; showCount(); });
+              state.pixel[pk] || [], function (rects) { state.pixel[pk] = rects; showCount(); }, sc.frames);
           });
           var out = !!sc.will_be_filtered;
           if (out) btn.disabled = true;
@@ -538,7 +562,7 @@
           var btn = el("button", { type: "button", "class": "btn uc-small uc-group-pixels", text: "Review pixels" });
           btn.addEventListener("click", function () {
             editorOpen(parts[0] + " " + parts[2] + "×" + parts[1], base + "frame/" + first[0] + "/" + encodeURIComponent(first[1].id) + ".png",
-              state.pixel["group:" + g] || [], function (rects) { state.pixel["group:" + g] = rects; renderGroups(); });
+              state.pixel["group:" + g] || [], function (rects) { state.pixel["group:" + g] = rects; renderGroups(); }, first[1].frames);
           });
           groups.appendChild(el("div", { "class": "card uc-group", "data-group": g }, [
             el("strong", { text: parts[0] + " · " + parts[2] + "×" + parts[1] + " · " + found[g].length + " scan(s)" }), " ", btn, note]));

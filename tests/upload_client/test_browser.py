@@ -241,6 +241,18 @@ def test_pixel_editor_is_a_keyboard_dialog(signed_in, live_server, tmp_path, cel
     page.wait_for_selector("#uc-canvas[data-ready='1']")
     assert page.get_attribute("#uc-editor [role=dialog]", "aria-modal") == "true"
     assert page.evaluate("document.activeElement.id") == "uc-rect-left"
+    # The frame to draw on (issue 15 item 8): a labelled slider over the scan's 2 frames, keyboard driven.
+    assert page.get_attribute("#uc-frame", "max") == "2" and page.is_visible("#uc-frame")
+    assert page.locator("label[for=uc-frame]").inner_text() == "Frame"
+    assert page.get_attribute("#uc-canvas", "data-src").endswith(".png?frame=1")
+    page.focus("#uc-frame")
+    with page.expect_response(lambda r: r.url.endswith(".png?frame=2") and r.status == 200):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_selector("#uc-canvas[data-ready='1']")
+    assert page.inner_text("#uc-frame-text") == "Frame 2 of 2"
+    bad = page.request.get(live_server.url + page.get_attribute("#uc-canvas", "data-src").replace("frame=2", "frame=3"))
+    assert bad.status == 400 and "2 frame" in bad.json()["error"]
+    page.focus("#uc-rect-left")
     for _ in range(15):  # Tab never leaves the dialog
         page.keyboard.press("Tab")
         assert page.evaluate("!!document.activeElement.closest('#uc-editor')")

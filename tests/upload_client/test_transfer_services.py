@@ -417,3 +417,42 @@ def test_labels_count_visits_per_subject_and_the_bulk_rows_tell_patients_apart(t
     later = services.suggestions(transfer=transfer, subjects={"s1": "A", "s2": "A", "s3": ""},
                                  labels_kept={"s2": "A_v00_mr", "s3": ""})
     assert later["s1"]["label"] == "A_v01_mr" and later["s2"]["label"] == "A_v00_mr"
+
+
+def test_the_pixel_editor_shows_the_frame_chosen_over_the_scans_files(tmp_path, member):
+    """Issue 15 item 8: frame N counts over the scan's files in instance order (a 1-frame file, then a
+    3-frame one); each frame's own bright corner shows where it came from; a frame out of range is a 400."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.dicom_factory import make_dataset, write_dataset
+
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    paths = []
+    for instance, frames in ((1, 1), (2, 3)):
+        data = np.zeros((frames, 16, 16), dtype=np.uint16)
+        for f in range(frames):
+            spot = instance - 1 + f  # file 1: spot 0; file 2: spots 1, 2, 3 (its frames 1..3)
+            data[f, spot * 4:spot * 4 + 4, 0:4] = 4000
+        ds = make_dataset(rows=16, columns=16, StudyInstanceUID=study, SeriesInstanceUID=series, SeriesNumber=1,
+                          InstanceNumber=instance)
+        if frames > 1:
+            ds.NumberOfFrames = frames
+        ds.PixelData = data.tobytes()
+        paths.append(write_dataset(ds, tmp_path / "src" / f"{instance}.dcm"))
+    archive = zip_of(paths, tmp_path / "frames.zip")
+    transfer = services.transfer_create(user=member, project_id="PROJ1", file_name="frames.zip", size=0)
+    services.transfer_receive(transfer=transfer, stream=io.BytesIO(archive.read_bytes()), length=None)
+    services.transfer_inspect(transfer_id=transfer.pk)
+    transfer = Transfer.objects.select_related("project").get(pk=transfer.pk)
+    assert transfer.inspection["sessions"][0]["scans"][0]["frames"] == 4
+
+    def bright_rows(frame):
+        png = importer.frame_png(transfer=transfer, key="s1", scan_id="1", frame=frame)
+        image = np.asarray(Image.open(io.BytesIO(png)))
+        return sorted({int(r) // 4 for r in np.nonzero(image[:, 0] > 128)[0]})
+
+    assert [bright_rows(n) for n in (1, 2, 3, 4)] == [[0], [1], [2], [3]]
+    for bad in (0, 5):
+        with pytest.raises(ValidationError, match="4 frame"):
+            importer.frame_png(transfer=transfer, key="s1", scan_id="1", frame=bad)

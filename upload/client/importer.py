@@ -374,22 +374,45 @@ def _tracers_set(*, report, choices) -> None:
 # ------------------------------------------------------------------ the representative frame
 
 
-def frame_png(*, transfer: Transfer, key: str, scan_id: str) -> bytes:
-    """The middle frame of the middle file of a scan as an 8-bit PNG (for drawing the pixel template)."""
+MSG_NO_FRAME = "The scan has {total} frame(s); choose one from 1 to {total}."
+
+
+def frame_locate(*, frames: list[int], frame: int | None) -> tuple[int, int | None]:
+    """(file index, frame within that file) of the scan's ``frame``-th frame (1-based, counted over its files
+    in instance order); None: the middle frame of the middle file, the representative one."""
+    if frame is None:
+        return len(frames) // 2, None
+    total = sum(frames)
+    if not 1 <= frame <= total:
+        raise ValidationError(MSG_NO_FRAME.format(total=total))
+    for index, count in enumerate(frames):
+        if frame <= count:
+            return index, frame - 1
+        frame -= count
+    raise ValidationError(MSG_NO_FRAME.format(total=total))  # unreachable: frame <= total
+
+
+def frame_png(*, transfer: Transfer, key: str, scan_id: str, frame: int | None = None) -> bytes:
+    """A frame of a scan as an 8-bit PNG (for drawing the pixel template): ``frame`` (1-based, over the scan's
+    files in instance order), else the middle frame of the middle file. The rectangles drawn on any frame
+    apply to every frame of every file of the scan."""
     import numpy as np
     from PIL import Image
 
-    files = (manifest_read(work_dir=Path(transfer.work_dir))["sessions"].get(key) or {}).get("scans", {}).get(scan_id)
+    info = manifest_read(work_dir=Path(transfer.work_dir))["sessions"].get(key) or {}
+    files = info.get("scans", {}).get(scan_id)
     if not files:
         raise ValidationError("No such scan.")
+    counts = (info.get("frames") or {}).get(scan_id) or [1] * len(files)  # older manifests: one per file
+    index, within = frame_locate(frames=counts, frame=frame)
     from prearchive.services.headers import header_read
 
-    ds = header_read(services.work_path(transfer, files[len(files) // 2]), full=True).dataset
+    ds = header_read(services.work_path(transfer, files[index]), full=True).dataset
     arr = ds.pixel_array
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     if frames > 1:
-        arr = arr[frames // 2]
+        arr = arr[frames // 2 if within is None else min(within, frames - 1)]
     arr = arr.astype("float64")
     if samples == 1:
         lo, hi = float(arr.min()), float(arr.max())

@@ -116,7 +116,7 @@ def headers_inspect(*, files: list[tuple[Path, str]], root: Path,
     for n, study_uid in enumerate(order, start=1):
         study = studies[study_uid]
         key = f"s{n}"
-        scans, scan_files = [], {}
+        scans, scan_files, scan_frames = [], {}, {}
         for scan_id in sorted(study["scans"], key=lambda s: (0, int(s), "") if s.isdigit() else (1, 0, s)):
             scan = study["scans"][scan_id]
             scan["files"].sort(key=lambda f: (f[1], f[0]))
@@ -131,6 +131,7 @@ def headers_inspect(*, files: list[tuple[Path, str]], root: Path,
                 "filtered": scan["filtered"], "will_be_filtered": scan["filtered"] == len(scan["files"]),
             })
             scan_files[scan_id] = [f[0] for f in scan["files"]]
+            scan_frames[scan_id] = [f[2] for f in scan["files"]]
         modalities = sorted({s["modality"] for s in scans if s["modality"]})
         dates = sorted(d for d in study["dates"] if d)
         times = sorted(t for t in study["times"] if t)
@@ -142,7 +143,7 @@ def headers_inspect(*, files: list[tuple[Path, str]], root: Path,
             "filtered": sum(s["filtered"] for s in scans),
         })
         manifest_sessions[key] = {
-            "study_uid": study_uid, "scans": scan_files,
+            "study_uid": study_uid, "scans": scan_files, "frames": scan_frames,  # frames per file, in order
             "patient_id": label_chars(study["patient_id"]), "patient_name": label_chars(study["patient_name"]),
             "accession": label_chars(study["accession"]),
             # shown to the uploader in the bulk review only (views.transfer_state); never logged

@@ -200,8 +200,12 @@ def frame(request: HttpRequest, transfer_id, key: str, scan_id: str) -> HttpResp
     transfer = _transfer(request, transfer_id)
     if transfer.status != Transfer.Status.AWAITING:
         raise ValidationError("The images are only available while the upload waits for confirmation.")
+    raw = request.GET.get("frame")
+    if raw is not None and not (raw.isdigit() and len(raw) <= 9):
+        raise ValidationError("The frame must be a whole number.")
     try:
-        png = importer.frame_png(transfer=transfer, key=key, scan_id=scan_id)
+        png = importer.frame_png(transfer=transfer, key=key, scan_id=scan_id,
+                                 frame=int(raw) if raw is not None else None)
     except ValidationError:
         raise
     except Exception:  # noqa: BLE001 - e.g. a compressed syntax without a decoder
