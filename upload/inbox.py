@@ -243,7 +243,8 @@ def _remove(src: _Source) -> str | None:
     return None
 
 
-def inbox_import(*, path: str, params: dict[str, str], user, progress: Progress | None = None) -> ImportReport:
+def inbox_import(*, path: str, params: dict[str, str], user, progress: Progress | None = None,
+                 report: ImportReport | None = None) -> ImportReport:
     """Import every DICOM file under ``path`` (inside the inbox root); report what was skipped."""
     from prearchive.services.intake import IntakeError, dicom_files_receive
 
@@ -253,7 +254,7 @@ def inbox_import(*, path: str, params: dict[str, str], user, progress: Progress 
     except OSError:
         raise ImportRefused(MSG_CHANGED.format(path=path), status=409) from None
     top, file_name = _open_target(root_fd, target.relative_to(root).parts, path)
-    report = ImportReport()
+    report = report if report is not None else ImportReport()
     tmp_root = Path(str(settings.UPLOAD_TMP_ROOT))
     tmp_root.mkdir(parents=True, exist_ok=True)
     cleanup = _truthy(params.get("cleanupAfterImport"))

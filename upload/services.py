@@ -344,14 +344,36 @@ def archive_import(*, archive: Path, name: str, params: dict[str, str], user, so
     return report
 
 
-def dicom_import(*, path: Path, params: dict[str, str], user, source: str = "") -> ImportReport:
+def dicom_import(*, path: Path, params: dict[str, str], user, source: str = "",
+                 report: ImportReport | None = None) -> ImportReport:
     """gradual-DICOM: one DICOM object."""
-    report = ImportReport()
+    report = report if report is not None else ImportReport()
     files_import(files=[(path, "upload.dcm")], params=params, user=user, source=source or "gradual-DICOM",
                  report=report)
     import_commit(report=report, params=params)
     report.refusals_raise()
     return report
+
+
+def import_receipt_record(*, report: ImportReport, actor: str, route: str, project_id: str = "",
+                          failed: str = "") -> None:
+    """One audit event (``import_receive``) per REST or inbox import request, recorded after the request's
+    work commits: the route, the counts and the sessions' labels (their prearchive ids kept for the upload
+    history's links). ``route``: "REST" or "inbox". Never a file name or a header value; ``failed``: the
+    refusal's first line."""
+    from prearchive.models import PrearchiveSession
+
+    def record() -> None:
+        rows = list(PrearchiveSession.objects.filter(pk__in=report.session_ids).values_list("pk", "project_id",
+                                                                                          "name"))
+        project = project_id or next((p for _pk, p, _name in rows if p), "")
+        audit_record(actor=actor, action="import_receive", project_id=project or "", route=route,
+                     stored=report.stored, duplicates=report.duplicates, filtered=report.filtered,
+                     rejected=report.rejected, skipped=report.skipped_total,
+                     sessions=[name for _pk, _p, name in rows], prearchive=[pk for pk, _p, _name in rows],
+                     **({"reason": failed.splitlines()[0][:300]} if failed else {}))
+
+    transaction.on_commit(record)
 
 
 class BodyTooBig(Exception):

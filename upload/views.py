@@ -127,6 +127,7 @@ def _received_file(request: HttpRequest) -> tuple[Path, str]:
 @require_http_methods(["POST", "PUT"])
 def services_import(request: HttpRequest) -> HttpResponse:
     path = None
+    report, receipt = None, None  # the import's report, once a handler runs: recorded as one audit event
     try:
         try:
             raw = _params(request)
@@ -140,17 +141,24 @@ def services_import(request: HttpRequest) -> HttpResponse:
 
             if not params.get("PROJECT_ID") and not request.user.is_superuser:
                 raise ImportRefused("Name the project (PROJECT_ID) to import from the inbox.", status=403)
-            report = inbox_import(path=params.get("path", ""), params=params, user=request.user)
+            report, receipt = services.ImportReport(), "inbox"
+            inbox_import(path=params.get("path", ""), params=params, user=request.user, report=report)
         else:
             path, name = _received_file(request)
+            report, receipt = services.ImportReport(), "REST"
             if handler == "gradual-DICOM":
-                report = services.dicom_import(path=path, params=params, user=request.user)
+                services.dicom_import(path=path, params=params, user=request.user, report=report)
                 path = None  # intake took it over
             else:
-                report = services.archive_import(archive=path, name=name, params=params, user=request.user,
-                                                 refusals=True)
+                services.archive_import(archive=path, name=name, params=params, user=request.user,
+                                        refusals=True, report=report)
+        services.import_receipt_record(report=report, actor=request.user.get_username(), route=receipt,
+                                       project_id=params.get("PROJECT_ID", ""))
         return _uri_response(request, report.uri_list())
     except ImportRefused as exc:
+        if report is not None:
+            services.import_receipt_record(report=report, actor=request.user.get_username(), route=receipt,
+                                           project_id=params.get("PROJECT_ID", ""), failed=exc.message)
         return rest.text(exc.message.rstrip("\n") + "\n", status=exc.status)
     except Exception:  # noqa: BLE001 - logged with its traceback here, never shown to the caller
         logger.exception("import failed on the server")

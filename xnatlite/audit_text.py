@@ -11,6 +11,7 @@ ACTION_WORDS: dict[str, str] = {
     "prearchive_rebuild": "rebuilt session {session} in the prearchive",
     "prearchive_receive": "received session {session} over DICOM (from {calling_aet})",
     "session_archive_failed": "could not archive session {session}: {reason}",
+    "import_receive": "imported files into {project} through the {route} import ({stored} stored, {filtered} filtered, {rejected} refused)",
     "upload_job_done": "uploaded a compressed file into {project} ({stored} files stored)",
     "upload_job_failed": "uploaded a compressed file into {project}, which failed: {reason}",
     "session_update": "changed archived session {session}",

@@ -110,3 +110,54 @@ def test_a_failed_archive_is_audited_with_the_reason(project, owner, site):
     assert event.details["reason"] == session.error_message and "does not compile" in session.error_message
     assert not AuditEvent.objects.filter(action="session_archive").exists()
     assert f"could not archive session FAIL_MR: {session.error_message}" in page_for(owner)
+
+
+@pytest.mark.django_db
+def test_a_rest_import_is_one_receipt_event_after_commit_without_file_names(
+        client, member, admin_user, site, tmp_path, django_capture_on_commit_callbacks):
+    from tests.upload.helpers import MEMBER, basic
+
+    session_files(tmp_path / "r" / "a", series=2, per_series=2, PatientID="RESTA", PatientName="Doe^Jane")
+    archive = zip_of(tmp_path / "r", tmp_path / "Doe_Jane.zip")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        r = client.post("/data/services/import?PROJECT_ID=PROJ1&SUBJECT_ID=R1&EXPT_LABEL=R1_MR",
+                        archive.read_bytes(), content_type="application/zip", **basic(*MEMBER))
+        assert r.status_code == 200, r.content
+        assert not AuditEvent.objects.filter(action="import_receive").exists()  # only once the work commits
+    assert callbacks
+    event = AuditEvent.objects.get(action="import_receive")  # one for the request, not one per file
+    assert (event.actor, event.project_id, event.details["route"]) == ("mike", "PROJ1", "REST")
+    assert (event.details["stored"], event.details["filtered"], event.details["rejected"]) == (4, 0, 0)
+    assert event.details["sessions"] == ["R1_MR"]
+    assert event.details["prearchive"] == [PrearchiveSession.objects.get(name="R1_MR").pk]
+    assert "Doe" not in str(event.details) and "RESTA" not in str(event.details)
+    assert "imported files into PROJ1 through the REST import (4 stored, 0 filtered, 0 refused)" in page_for(
+        admin_user)
+
+
+@pytest.mark.django_db
+def test_an_inbox_import_and_a_refused_rest_import_are_recorded(client, member, site, tmp_path,
+                                                                 django_capture_on_commit_callbacks):
+    from tests.upload.helpers import MEMBER, basic
+    from xnatlite.selectors import site_config_get
+
+    config = site_config_get()
+    config.inbox_path = str(tmp_path / "inbox")
+    config.save()
+    session_files(tmp_path / "inbox" / "Doe_Jane", series=1, per_series=3, PatientID="INB")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/data/services/import?import-handler=inbox&path=Doe_Jane&PROJECT_ID=PROJ1"
+                        "&SUBJECT_ID=I1&EXPT_LABEL=I1_MR", **basic(*MEMBER))
+        assert r.status_code == 200, r.content
+        (tmp_path / "text.zip").write_bytes(b"")
+        import zipfile
+
+        with zipfile.ZipFile(tmp_path / "text.zip", "w") as zf:
+            zf.writestr("notes.txt", "not DICOM")
+        r = client.post("/data/services/import?PROJECT_ID=PROJ1", (tmp_path / "text.zip").read_bytes(),
+                        content_type="application/zip", **basic(*MEMBER))
+        assert r.status_code == 400
+    inbox, refused = AuditEvent.objects.filter(action="import_receive").order_by("id")
+    assert (inbox.details["route"], inbox.details["stored"], inbox.details["sessions"]) == ("inbox", 3, ["I1_MR"])
+    assert "Doe_Jane" not in str(inbox.details)  # the folder's name is not recorded
+    assert refused.details["route"] == "REST" and refused.details["stored"] == 0 and refused.details["reason"]

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from upload.inbox import inbox_import
-from upload.services import ImportRefused, import_authorize
+from upload.services import ImportRefused, ImportReport, import_authorize, import_receipt_record
 
 
 class Command(BaseCommand):
@@ -31,11 +31,18 @@ class Command(BaseCommand):
                                     ("EXPT_LABEL", options["session"])) if v}
         if options["commit"]:
             params["action"] = "commit"
+        report = None
         try:
             import_authorize(user=user, params=params)
-            report = inbox_import(path=options["path"], params=params, user=user)
+            report = ImportReport()
+            inbox_import(path=options["path"], params=params, user=user, report=report)
         except ImportRefused as exc:
+            if report is not None:
+                import_receipt_record(report=report, actor=user.get_username(), route="inbox",
+                                      project_id=params.get("PROJECT_ID", ""), failed=exc.message)
             raise CommandError(exc.message) from None
+        import_receipt_record(report=report, actor=user.get_username(), route="inbox",
+                              project_id=params.get("PROJECT_ID", ""))
         for uri in report.uri_list():
             self.stdout.write(uri)
         self.stdout.write(f"stored {report.stored}, duplicates {report.duplicates}, filtered {report.filtered}, "
