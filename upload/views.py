@@ -224,3 +224,13 @@ def job_status(request: HttpRequest, job_id) -> HttpResponse:
     if job is None:
         raise Http404("No such upload.")
     return JsonResponse(services.upload_job_state(job=job))
+
+
+@login_required
+@require_GET
+def history_page(request: HttpRequest) -> HttpResponse:
+    """One upload history for every way in (upload/history.py)."""
+    from .history import upload_history
+
+    return render(request, "upload/history.html", {"rows": upload_history(user=request.user),
+                                                   "admin": request.user.is_superuser})

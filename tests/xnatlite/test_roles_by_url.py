@@ -155,6 +155,7 @@ RULES: dict[str, tuple[int, ...]] = {
     "upload/client/t/{transfer_id}/suggest": (401, 405, 405, 405, 405, 405),
     "upload/client/transfers.json": (401, 200, 200, 200, 200, 200),
     "upload/client/transfers/": (302, 200, 200, 200, 200, 200),
+    "upload/history/": (302, 200, 200, 200, 200, 200),
     "upload/jobs": (302, 405, 405, 405, 405, 405),
     "upload/jobs/{job_id}": (302, 404, 404, 200, 404, 404),
     "xapi/anonymize/default": (401, 200, 200, 200, 200, 200),
