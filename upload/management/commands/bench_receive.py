@@ -1,16 +1,27 @@
-"""``manage.py bench_receive [--files 1000] [--associations 1] [--chunk 200]``: files/s of a storescu sending one
-session to ``run_dicom_scp`` (the real path: intake, site anonymization, database) against the same sender to
-a bare pynetdicom SCP that only writes files, in one run. Prints both rates and their ratio (target >= 0.7).
+"""``manage.py bench_receive [--files 600] [--series 4] [--associations 1,4] [--processes 1,2] [--rounds 3]``:
+C-STORE ingest of xnatlite side by side with Orthanc and a bare pynetdicom SCP, in one run.
 
-Both receivers run side by side and the session goes to them in alternating chunks (the same files, each
-chunk first to one then to the other, the order swapped every round), so that a machine busy with other
-work slows both alike; each side's rate is its files over the sum of its chunks' times.
+The receivers (issue 17):
+- ``orthanc``: Orthanc from Debian (``apt-get install -y orthanc`` when /usr/sbin/Orthanc is missing), its
+  defaults, on free loopback ports from a configuration written into a temporary folder;
+- ``xnatlite-pN``: ``run_dicom_scp --processes N`` on the configured database (PostgreSQL) with the site's
+  default anonymization script, one per ``--processes`` value;
+- ``bare``: a bare pynetdicom storage SCP that only writes each dataset's bytes to a file (upload/bench_scp.py).
+The sender is dcmtk's storescu with TCP_NODELAY=1: at 1 association one storescu sends the session; at 4, one
+storescu per series, at once. Every receiver gets fresh files (its own session: new UIDs, the same pixels),
+``--files`` of them (``--series`` series) per association count, sent in ``--rounds`` rounds; in each round
+every receiver gets its part in turn, the order rotated round by round, so that a machine busy with other work
+slows all alike. A receiver's rate is its files over the sum of its rounds' times (storescu start included,
+the same for all). Then the count check: every file sent is stored once (Orthanc's instance count and its
+storage folder; the bare SCP's files; xnatlite's rows, one per instance, and the files in its prearchive).
+Exit 1 if a count is off.
 
-The receiver under test writes into a throwaway prearchive folder; the session rows it creates in the
+The xnatlite receivers write into throwaway prearchive folders; the session rows they create in the
 configured database are deleted at the end.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +42,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 STORESCU = "/usr/bin/storescu"
+ORTHANC = "/usr/sbin/Orthanc"
+UID_LENGTH = 44  # every UID the bench makes: "2.25." and 39 digits, so that the template's bytes can be patched
 
 
 def _free_port() -> int:
@@ -37,31 +52,63 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def session_write(folder: Path, *, files: int, study_uid: str) -> list[Path]:
-    """``files`` MR instances of 256x256x16 bits (about 130 KB each), 100 per series, synthetic PHI-free."""
+def _uid(n: int, salt: int) -> str:
+    return f"2.25.{10 ** 38 + salt * 10 ** 12 + n}"
+
+
+_INSTANCE = b"\x20\x00\x13\x00IS\x06\x00"  # (0020,0013) InstanceNumber, 6 characters
+
+
+def _template(series_number: int) -> bytes:
+    """One MR file of 256x256x16 bits (about 130 KB), synthetic, PHI-free, with placeholders that
+    ``session_write`` replaces: the UIDs (of the bench's UID length) and a 6-digit instance number."""
     rng = np.random.default_rng(7)
-    pixels = rng.integers(0, 4096, size=256 * 256, dtype=np.uint16).tobytes()
-    paths, series_uid = [], ""
+    ds = Dataset()
+    sop, series, study = ("1." + c * (UID_LENGTH - 2) for c in "345")
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, sop
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.Modality, ds.PatientName, ds.PatientID = "MR", "Bench^Synthetic", "BENCH"
+    ds.StudyDate, ds.StudyTime, ds.StudyDescription = "20240101", "120000", "Bench"
+    ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = series_number, "999999", "bench"
+    ds.Rows = ds.Columns = 256
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = rng.integers(0, 4096, size=256 * 256, dtype=np.uint16).tobytes()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = MRImageStorage, sop
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    from io import BytesIO
+
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+_TEMPLATES: dict[int, bytes] = {}
+
+
+def session_write(folder: Path, *, files: int, study_uid: str | None = None, series: int = 4,
+                  salt: int | None = None) -> list[list[Path]]:
+    """One session of ``files`` MR instances in ``series`` series (about 130 KB each), fresh UIDs: the paths
+    per series. The bytes are a template's with its UIDs replaced (no encoding per file)."""
+    salt = int.from_bytes(os.urandom(3), "big") if salt is None else salt
+    study = (study_uid or _uid(0, salt)).encode()
+    if len(study) != UID_LENGTH:
+        raise CommandError(f"the study UID must be {UID_LENGTH} characters")
+    per_series = -(-files // series)
+    paths: list[list[Path]] = [[] for _ in range(series)]
     for i in range(files):
-        if i % 100 == 0:
-            series_uid = generate_uid()
-        ds = Dataset()
-        ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, generate_uid()
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-        ds.Modality, ds.PatientName, ds.PatientID = "MR", "Bench^Synthetic", "BENCH"
-        ds.StudyDate, ds.StudyTime, ds.StudyDescription = "20240101", "120000", "Bench"
-        ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = i // 100 + 1, i % 100 + 1, "bench"
-        ds.Rows = ds.Columns = 256
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.PixelData = pixels
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = MRImageStorage, ds.SOPInstanceUID
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        path = folder / f"s{i // 100 + 1:02d}" / f"i{i:05d}.dcm"
+        s, n = divmod(i, per_series)
+        if s + 1 not in _TEMPLATES:
+            _TEMPLATES[s + 1] = _template(s + 1)
+        data = (_TEMPLATES[s + 1].replace(_INSTANCE + b"999999", _INSTANCE + b"%06d" % (n + 1))
+                .replace(b"1." + b"3" * (UID_LENGTH - 2), _uid(1000 + i, salt).encode())
+                .replace(b"1." + b"4" * (UID_LENGTH - 2), _uid(100 + s, salt).encode())
+                .replace(b"1." + b"5" * (UID_LENGTH - 2), study))
+        path = folder / f"s{s + 1:02d}" / f"i{i:05d}.dcm"
         path.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
+        path.write_bytes(data)
+        paths[s].append(path)
     return paths
 
 
@@ -73,113 +120,277 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def _wait(check, *, timeout: float, proc: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise CommandError(f"{what} did not start:\n{log.read_text(errors='replace')[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _start(args, *, env, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as fh:
+        return subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=settings.BASE_DIR)
+
+
+def orthanc_ensure() -> str:
+    """/usr/sbin/Orthanc, installed from Debian when missing; returns its version line."""
+    if not os.access(ORTHANC, os.X_OK):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = ["apt-get", "install", "-y", "-q", "orthanc"]
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            result = subprocess.run(install, env=env, capture_output=True, text=True)
+            if result.returncode != 0 or not os.access(ORTHANC, os.X_OK):
+                raise CommandError("Orthanc could not be installed (apt-get install -y orthanc): "
+                                   + result.stderr[-500:])
+    version = subprocess.run([ORTHANC, "--version"], capture_output=True, text=True).stdout.splitlines()
+    return version[0].strip() if version else "Orthanc"
+
+
+@dataclass
+class Side:
+    """One receiver in the run."""
+
+    name: str
+    label: str
+    ae_title: str
+    work: Path
+    port: int = field(default_factory=_free_port)
+    proc: subprocess.Popen | None = None
+    seconds: dict[int, float] = field(default_factory=dict)   # associations -> time
+    sent: dict[int, list[str]] = field(default_factory=dict)  # associations -> study UID of its session
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def stored(self, study_uid: str, expected: int) -> str | None:
+        """None when ``expected`` instances of ``study_uid`` are stored once each, else what is wrong."""
+        raise NotImplementedError
+
+
+class Bare(Side):
+    def start(self) -> None:
+        self.out = self.work / "files"
+        self.out.mkdir(parents=True)
+        log = self.work / "bare.log"
+        self.proc = _start([sys.executable, "-m", "upload.bench_scp", str(self.port), str(self.out), self.ae_title],
+                           env=dict(os.environ), log=log)
+        _wait(lambda: "listening" in log.read_text(errors="replace"), timeout=60, proc=self.proc, log=log,
+              what="the bare SCP")
+
+    def stored(self, study_uid: str, expected: int) -> str | None:
+        # the bare SCP names each file by its SOP Instance UID: one file per instance
+        prefix = study_uid[:-12]  # _uid: the study's UIDs share all but their last 12 digits
+        count = sum(1 for p in self.out.iterdir() if p.name.startswith(prefix))
+        return None if count == expected else f"{count} of {expected} files"
+
+
+class OrthancSide(Side):
+    def start(self) -> None:
+        self.http = _free_port()
+        config = {"Name": "bench", "StorageDirectory": str(self.work / "storage"),
+                  "IndexDirectory": str(self.work / "index"), "HttpPort": self.http, "DicomPort": self.port,
+                  "DicomAet": self.ae_title, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+                  "Plugins": [], "HttpServerEnabled": True}
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "orthanc.json").write_text(json.dumps(config))
+        log = self.work / "orthanc.log"
+        self.proc = _start([ORTHANC, str(self.work / "orthanc.json")], env=dict(os.environ), log=log)
+
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/system", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        _wait(up, timeout=60, proc=self.proc, log=log, what="Orthanc")
+
+    def stored(self, study_uid: str, expected: int) -> str | None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http}/tools/find", method="POST",
+            data=json.dumps({"Level": "Instance", "Query": {"StudyInstanceUID": study_uid}}).encode())
+        with urllib.request.urlopen(request, timeout=60) as r:
+            found = json.loads(r.read())
+        if len(found) != expected:
+            return f"{len(found)} of {expected} instances"
+        return None
+
+    def storage_files(self) -> int:
+        return sum(1 for p in (self.work / "storage").rglob("*") if p.is_file() and len(p.name) == 36)
+
+
+class Xnatlite(Side):
+    processes: int = 1
+
+    def start(self) -> None:
+        root = self.work / "prearchive"
+        self.env = dict(os.environ, DATABASE_URL=_database_url(), PREARCHIVE_ROOT=str(root),
+                        UPLOAD_TMP_ROOT=str(root / ".incoming"), PYTHONUNBUFFERED="1")
+        self.env.setdefault("SECRET_KEY", settings.SECRET_KEY)
+        log = self.work / "scp.log"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.proc = _start([sys.executable, "manage.py", "run_dicom_scp", "--port", str(self.port), "--ae-title",
+                            self.ae_title, "--bind", "127.0.0.1", "--only", "--processes", str(self.processes)],
+                           env=self.env, log=log)
+        _wait(lambda: f"listening on 127.0.0.1:{self.port}" in log.read_text(errors="replace"), timeout=90,
+              proc=self.proc, log=log, what=self.label)
+
+    def stored(self, study_uid: str, expected: int) -> str | None:
+        from prearchive.models import PrearchiveFile, PrearchiveSession
+
+        deadline = time.monotonic() + 10  # (Success waits for the rows' commit: they are there already)
+        while True:
+            sops = list(PrearchiveFile.objects.filter(session__tag=study_uid).values_list("sop_instance_uid",
+                                                                                          flat=True))
+            if len(sops) >= expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        sessions = list(PrearchiveSession.objects.filter(tag=study_uid))
+        on_disk = sum(len(list((self.work / "prearchive" / s.relative_dir).rglob("*.dcm"))) for s in sessions)
+        if len(sops) != expected or len(set(sops)) != len(sops) or on_disk != expected:
+            return f"{len(set(sops))} instances in {len(sops)} rows, {on_disk} files, of {expected}"
+        return None
+
+
 class Command(BaseCommand):
-    help = "Benchmark run_dicom_scp against a bare pynetdicom storage SCP with the same storescu sender."
+    help = "C-STORE ingest: run_dicom_scp (1..N processes) against Orthanc and a bare pynetdicom SCP."
 
     def add_arguments(self, parser):
-        parser.add_argument("--files", type=int, default=1000)
-        parser.add_argument("--associations", type=int, default=1, help="Concurrent storescu processes.")
+        parser.add_argument("--files", type=int, default=600, help="Files per receiver and association count.")
+        parser.add_argument("--series", type=int, default=4)
+        parser.add_argument("--associations", default="1,4",
+                            help="Concurrent associations, comma-separated (above 1: one storescu per series).")
+        parser.add_argument("--processes", default="1,2", help="run_dicom_scp --processes values to measure.")
+        parser.add_argument("--rounds", type=int, default=3)
+        parser.add_argument("--receivers", default="orthanc,xnatlite,bare",
+                            help="Which receivers to run (orthanc, xnatlite, bare).")
         parser.add_argument("--sender", default=STORESCU, help="dcmtk storescu (full path).")
-        parser.add_argument("--chunk", type=int, default=200, help="Files per alternating chunk.")
 
     def handle(self, *args, **options):
         if not os.access(options["sender"], os.X_OK):
             raise CommandError(f"{options['sender']} not found: install dcmtk (apt-get install dcmtk).")
+        levels = [int(x) for x in options["associations"].split(",") if x.strip()]
+        wanted = {x.strip() for x in options["receivers"].split(",") if x.strip()}
+        if not levels or any(n < 1 for n in levels) or not wanted or wanted - {"orthanc", "xnatlite", "bare"}:
+            raise CommandError("--associations: numbers >= 1; --receivers: orthanc, xnatlite, bare")
+        if any(n > 1 and n != options["series"] for n in levels):
+            raise CommandError("above 1 association, one storescu per series: --associations must be --series")
+        self.files = options["files"]
         work = Path(tempfile.mkdtemp(prefix="bench-receive-"))
-        study_uid = generate_uid()
+        sides: list[Side] = []
+        w = self.stdout.write
         try:
-            files = session_write(work / "session", files=options["files"], study_uid=study_uid)
-            size = sum(p.stat().st_size for p in files)
-            self.stdout.write(f"session: {len(files)} files, {size / len(files) / 1024:.0f} KB each, "
-                              f"{options['associations']} association(s), sender {options['sender']}")
-            bare, ours = self._interleaved(work, files, options, study_uid)
+            if "orthanc" in wanted:
+                version = orthanc_ensure()
+                sides.append(OrthancSide("orthanc", version, "ORTHANC", work / "orthanc"))
+            if "xnatlite" in wanted:
+                for n in (int(x) for x in options["processes"].split(",") if x.strip()):
+                    side = Xnatlite(f"xnatlite-p{n}", f"xnatlite (run_dicom_scp --processes {n})", "XNATLITE",
+                                    work / f"xnatlite-p{n}")
+                    side.processes = n
+                    sides.append(side)
+            if "bare" in wanted:
+                sides.append(Bare("bare", "bare pynetdicom SCP (writes files)", "BARESCP", work / "bare"))
+            w(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            w(f"session: {options['files']} files of {len(_template(1)) / 1024:.0f} KB, {options['series']} "
+              f"series, {options['rounds']} rounds; sender {options['sender']} (TCP_NODELAY=1)")
+            for side in sides:
+                side.start()
+            for level in levels:
+                self._level(work, sides, level, options)
+            problems = []
+            for side in sides:
+                for level, study in side.sent.items():
+                    wrong = side.stored(study, options["files"])
+                    if wrong:
+                        problems.append(f"{side.name} at {level} association(s): {wrong}")
+            if isinstance(sides[0], OrthancSide) and not problems:
+                files = sides[0].storage_files()
+                if files != options["files"] * len(levels):
+                    problems.append(f"orthanc: {files} files in its storage folder")
         finally:
-            from prearchive.models import IntakeRejection, PrearchiveSession
-
-            PrearchiveSession.objects.filter(tag=study_uid).delete()
-            IntakeRejection.objects.filter(study_instance_uid=study_uid).delete()
+            for side in sides:
+                side.stop()
+            self._cleanup(sides)
             shutil.rmtree(work, ignore_errors=True)
-        ratio = ours / bare
-        self.stdout.write(f"bare pynetdicom SCP (writes files): {bare:.1f} files/s")
-        self.stdout.write(f"run_dicom_scp (intake, prearchive): {ours:.1f} files/s")
-        self.stdout.write(f"ratio: {ratio:.2f} (target >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
+        self._report(sides, levels)
+        w(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if problems:
+            raise CommandError("count check failed: " + "; ".join(problems))
+        w(f"count check: every file sent is stored once ({', '.join(s.name for s in sides)}): OK")
 
-    # ---------------------------------------------------------------- the two receivers
+    def _level(self, work: Path, sides: list[Side], level: int, options) -> None:
+        """``level`` associations: each side gets its own fresh session, sent in rounds, sides in turn."""
+        sessions = {}
+        for side in sides:
+            salt = int.from_bytes(os.urandom(3), "big")
+            sessions[side.name] = session_write(work / f"files-{side.name}-{level}", files=options["files"],
+                                                series=options["series"], salt=salt)
+            side.sent[level] = _uid(0, salt)
+            side.seconds[level] = 0.0
+        rounds = max(1, options["rounds"])
+        for r in range(rounds):
+            order = sides[r % len(sides):] + sides[:r % len(sides)]
+            for side in order:
+                series = sessions[side.name]
+                part = [s[len(s) * r // rounds:len(s) * (r + 1) // rounds] for s in series]
+                chunks = part if level > 1 else [[p for s in part for p in s]]
+                side.seconds[level] += self._send(chunks, side, options)
+        for side in sides:
+            shutil.rmtree(work / f"files-{side.name}-{level}", ignore_errors=True)
 
-    def _send(self, files: list[Path], port: int, ae_title: str, options) -> float:
+    def _send(self, chunks: list[list[Path]], side: Side, options) -> float:
         env = dict(os.environ, TCP_NODELAY="1")
-        n = options["associations"]
-        chunks = [files[i::n] for i in range(n)]
         start = time.perf_counter()
-        procs = [subprocess.Popen([options["sender"], "-aec", ae_title, "-aet", "BENCHSCU", "127.0.0.1", str(port),
-                                   *map(str, chunk)], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE) for chunk in chunks]
-        errors = [p.communicate(timeout=600)[1] for p in procs]
+        procs = [subprocess.Popen([options["sender"], "-aec", side.ae_title, "-aet", "BENCHSCU", "127.0.0.1",
+                                   str(side.port), *map(str, chunk)], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE) for chunk in chunks if chunk]
+        errors = [p.communicate(timeout=900)[1] for p in procs]
         elapsed = time.perf_counter() - start
         if any(p.returncode for p in procs):
-            raise CommandError("storescu failed: " + b"".join(errors).decode(errors="replace")[-500:])
-        return len(files) / elapsed
+            raise CommandError(f"storescu to {side.name} failed: "
+                               + b"".join(errors).decode(errors="replace")[-500:])
+        return elapsed
 
-    def _wait(self, proc: subprocess.Popen, log: Path, needle: str) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if needle in log.read_text(errors="replace"):
-                return
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise CommandError(f"receiver did not start:\n{log.read_text(errors='replace')[-2000:]}")
+    def _report(self, sides: list[Side], levels: list[int]) -> None:
+        w = self.stdout.write
+        for level in levels:
+            w(f"{level} association(s):")
+            rates = {side.name: self.files / side.seconds[level] if side.seconds.get(level) else 0.0
+                     for side in sides}
+            for side in sides:
+                w(f"  {side.label}: {rates[side.name]:.1f} files/s")
+            for side in sides:
+                if side.name.startswith("xnatlite"):
+                    parts = [f"{rates[side.name] / rates[o.name]:.2f}x {o.name}" for o in sides
+                             if o is not side and rates.get(o.name)]
+                    w(f"  ratio {side.name}: " + ", ".join(parts))
 
-    def _start(self, args, env, log: Path, needle: str) -> subprocess.Popen:
-        fh = open(log, "wb")
-        proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=settings.BASE_DIR)
-        fh.close()
-        try:
-            self._wait(proc, log, needle)
-        except BaseException:
-            self._stop(proc)
-            raise
-        return proc
+    def _cleanup(self, sides: list[Side]) -> None:
+        from prearchive.models import IntakeRejection, PrearchiveSession
 
-    def _stop(self, proc: subprocess.Popen) -> None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def _interleaved(self, work: Path, files: list[Path], options, study_uid: str) -> tuple[float, float]:
-        from prearchive.models import PrearchiveFile
-
-        out = work / "bare"
-        out.mkdir()
-        bare_port, port = _free_port(), _free_port()
-        env = dict(os.environ, DATABASE_URL=_database_url(), PREARCHIVE_ROOT=str(work / "prearchive"),
-                   UPLOAD_TMP_ROOT=str(work / "prearchive" / ".incoming"), PYTHONUNBUFFERED="1")
-        env.setdefault("SECRET_KEY", settings.SECRET_KEY)
-        procs = []
-        try:
-            procs.append(self._start([sys.executable, "-m", "upload.bench_scp", str(bare_port), str(out), "BARESCP"],
-                                     dict(os.environ), work / "bare.log", "listening"))
-            procs.append(self._start([sys.executable, "manage.py", "run_dicom_scp", "--port", str(port),
-                                      "--ae-title", "BENCH", "--bind", "127.0.0.1", "--only"],
-                                     env, work / "scp.log", "listening on"))
-            seconds = {"bare": 0.0, "ours": 0.0}
-            chunk = max(1, options["chunk"])
-            for n, start in enumerate(range(0, len(files), chunk)):
-                part = files[start:start + chunk]
-                sides = [("bare", bare_port, "BARESCP"), ("ours", port, "BENCH")]
-                for side, side_port, title in (sides if n % 2 == 0 else sides[::-1]):
-                    seconds[side] += len(part) / self._send(part, side_port, title, options)
-        finally:
-            for proc in procs:
-                self._stop(proc)
-        received = len(list(out.iterdir()))
-        if received != len(files):
-            raise CommandError(f"bare SCP received {received} of {len(files)} files")
-        stored = PrearchiveFile.objects.filter(study_instance_uid=study_uid).count()
-        if stored != len(files):
-            raise CommandError(f"run_dicom_scp stored {stored} of {len(files)} files")
-        return len(files) / seconds["bare"], len(files) / seconds["ours"]
+        studies = [study for side in sides if isinstance(side, Xnatlite) for study in side.sent.values()]
+        if studies:
+            PrearchiveSession.objects.filter(tag__in=studies).delete()
+            IntakeRejection.objects.filter(study_instance_uid__in=studies).delete()
