@@ -16,4 +16,12 @@ def test_bench_load_small_run_accounts_for_every_file():
     text = out.getvalue()
     assert "count check: OK" in text, text
     assert "files/s" in text and "slowest C-STORE" in text and "slowest zip upload" in text
+    import re
+
+    total = float(re.search(r"load time: [\d.]+ s -> ([\d.]+) files/s", text).group(1))
+    shares = re.findall(r"of which (DICOM receiver|zip uploads)[^:]*: (\d+) files, ([\d.]+) of the ([\d.]+) files/s "
+                        r"\((\d+)%\); on its own ([\d.]+) files/s", text)
+    assert [s[0] for s in shares] == ["DICOM receiver", "zip uploads"], text
+    assert sum(float(s[2]) for s in shares) == pytest.approx(total, abs=0.2)  # the two routes make the rate
+    assert all(float(s[3]) == total and float(s[5]) >= float(s[2]) for s in shares)
     assert "archive of 8 files during the load" in text

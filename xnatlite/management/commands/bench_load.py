@@ -115,6 +115,8 @@ class Command(BaseCommand):
         parser.add_argument("--files", type=int, default=2000, help="Files sent in all (C-STORE + zip).")
         parser.add_argument("--rows", type=int, default=128, help="Image size (rows = columns, 16-bit).")
         parser.add_argument("--archive-files", type=int, default=200, help="Files of the session archived.")
+        parser.add_argument("--processes", type=int, default=None,
+                            help="run_dicom_scp --processes (default: the receiver's own default).")
 
     def handle(self, *args, **opts):
         if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql") or \
@@ -185,8 +187,10 @@ class Command(BaseCommand):
         scp_port, web_port = _free_port(), _free_port()
         logs = {name: open(work / f"{name}.log", "wb") for name in ("receiver", "web", "worker")}
         start = dict(env=env, cwd=ROOT, start_new_session=True, stderr=subprocess.STDOUT)
-        procs.append(subprocess.Popen([sys.executable, "manage.py", "run_dicom_scp", "--port", str(scp_port),
-                                       "--only"], stdout=logs["receiver"], **start))
+        receiver = [sys.executable, "manage.py", "run_dicom_scp", "--port", str(scp_port), "--only"]
+        if opts["processes"] is not None:
+            receiver += ["--processes", str(opts["processes"])]
+        procs.append(subprocess.Popen(receiver, stdout=logs["receiver"], **start))
         procs.append(subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "xnatlite.wsgi",
                                        "-b", f"127.0.0.1:{web_port}", "-w", "2", "--timeout", "300"],
                                       stdout=logs["web"], **start))
@@ -225,7 +229,8 @@ class Command(BaseCommand):
             zips.append((f"ZIP{i}{tag}", buf.getvalue(), sops))
         sent = {str(ds.SOPInstanceUID) for batch in batches for ds in batch} | {s for z in zips for s in z[2]}
         auth = "Basic " + b64encode(b"bench:bench-pass-1").decode()
-        results: dict[str, list] = {"scu": [], "zip": [], "archive": [], "errors": []}
+        results: dict[str, list] = {"scu": [], "zip": [], "archive": [], "errors": [], "scu_end": [],
+                                    "zip_end": []}
         lock = threading.Lock()
 
         def store(folder: Path) -> None:
@@ -233,6 +238,7 @@ class Command(BaseCommand):
             with lock:
                 results["scu"].extend(took)
                 results["errors"].extend(errors)
+                results["scu_end"].append(time.monotonic())
 
         def upload(label: str, body: bytes) -> None:
             url = (f"http://127.0.0.1:{web_port}/data/services/import?import-handler=DICOM-zip&PROJECT_ID=BENCH"
@@ -248,6 +254,7 @@ class Command(BaseCommand):
                     results["errors"].append(f"upload {type(exc).__name__}: {exc}")
             with lock:
                 results["zip"].append(time.monotonic() - t)
+                results["zip_end"].append(time.monotonic())
 
         def archive() -> None:
             time.sleep(0.5)  # the load is under way
@@ -295,6 +302,14 @@ class Command(BaseCommand):
         w(f"files sent: {len(sent)} ({4 * per_scu} by C-STORE over 4 associations, {2 * per_zip} in 2 zip uploads)"
           f", {opts['rows']}x{opts['rows']} 16-bit")
         w(f"load time: {load_seconds:.2f} s -> {len(sent) / load_seconds:.1f} files/s")
+        # Each route's share: its files over the time until its last sender ended (all start together).
+        rate = len(sent) / load_seconds
+        for route, files, name in (("scu", 4 * per_scu, "DICOM receiver (C-STORE, 4 associations)"),
+                                   ("zip", 2 * per_zip, "zip uploads (2, /data/services/import)")):
+            seconds = max(results[f"{route}_end"]) - began if results[f"{route}_end"] else 0.0
+            if seconds > 0:
+                w(f"of which {name}: {files} files, {files / load_seconds:.1f} of the {rate:.1f} files/s "
+                  f"({100 * files / len(sent):.0f}%); on its own {files / seconds:.1f} files/s (done in {seconds:.2f} s)")
         if results["scu"]:
             w(f"slowest C-STORE: {max(results['scu']) * 1000:.1f} ms (median "
               f"{sorted(results['scu'])[len(results['scu']) // 2] * 1000:.1f} ms)")
