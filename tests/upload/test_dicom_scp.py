@@ -270,6 +270,10 @@ def test_run_dicom_scp_serves_the_admins_receivers_and_follows_changes(service_e
         assert echo(new_port, "LATER") != 0
     finally:
         receiver.stop()
+    # No --processes: one receiver process per core (a supervisor above them when there are several).
+    cores = len(os.sched_getaffinity(0))
+    assert ("receiver process 2 started" in receiver.text()) == (cores > 1)
+    assert f"receiver process {cores + 1} started" not in receiver.text()
 
 
 @pytest.mark.parametrize("transfer_syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"])
@@ -423,3 +427,13 @@ def test_bench_loads_sender_gets_every_response_where_pynetdicoms_scu_loses_one(
     assert all(0 <= t < 30 for t in took0 + took1)
     wait_until(lambda: PrearchiveFile.objects.filter(session__tag="1.2.3.4.7").count() == 12, timeout=10,
                what="the rows")
+
+
+def test_processes_option_default_and_bounds(db):
+    from django.core.management import CommandError, call_command
+
+    from upload.management.commands.run_dicom_scp import processes_default
+
+    assert processes_default() == len(os.sched_getaffinity(0))  # PostgreSQL: one receiver process per core
+    with pytest.raises(CommandError, match="--processes must be at least 1"):
+        call_command("run_dicom_scp", processes=0, port=free_port())

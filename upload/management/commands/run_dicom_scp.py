@@ -5,13 +5,16 @@ Serves the default receiver (settings DICOM_AE_TITLE / DICOM_PORT, or the option
 receiver defined in the admin; it re-reads the admin's receivers every few seconds, so adding, changing
 or disabling one needs no restart. ``--only`` serves the default receiver alone.
 
-``--processes N`` (N > 1) runs N receiver processes under a supervisor (upload/supervisor.py), all serving
-the same ports (SO_REUSEPORT: the kernel spreads the associations); 1 is a single process, as before.
+``--processes N`` (default: the number of cores on PostgreSQL; 1 on the embedded SQLite, whose one writer at a
+time several processes would only queue for) runs N receiver processes under a supervisor
+(upload/supervisor.py), all serving the same ports (SO_REUSEPORT: the kernel spreads the associations);
+``--processes 1`` is a single process that serves the ports itself.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -28,7 +31,17 @@ from upload.supervisor import Supervisor, parent_watch
 
 logger = logging.getLogger("upload.dicom_scp")
 
-DEFAULT_PROCESSES = 1
+
+def processes_default() -> int:
+    """The number of cores this process may run on, on PostgreSQL; 1 on any other database."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class Command(BaseCommand):
@@ -46,8 +59,9 @@ class Command(BaseCommand):
         parser.add_argument("--only", action="store_true", help="Serve the default receiver only.")
         parser.add_argument("--reload-interval", type=float, default=5.0,
                             help="Seconds between checks of the admin's receivers.")
-        parser.add_argument("--processes", type=int, default=DEFAULT_PROCESSES,
-                            help="Receiver processes serving the same ports (default %(default)s).")
+        parser.add_argument("--processes", type=int, default=None,
+                            help="Receiver processes serving the same ports (default: the number of cores on "
+                                 "PostgreSQL, 1 on SQLite).")
         # A receiver process started by the supervisor: the supervisor's pid (it shares the ports, no recovery).
         parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -58,6 +72,8 @@ class Command(BaseCommand):
             tempfile.TemporaryFile(dir=tmp_root).close()
         except OSError as exc:
             raise CommandError(f"UPLOAD_TMP_ROOT {tmp_root} is not writable: {exc.strerror}") from None
+        if options["processes"] is None:
+            options["processes"] = processes_default()
         if options["processes"] < 1:
             raise CommandError("--processes must be at least 1")
         address = options["bind"] or getattr(settings, "DICOM_BIND_ADDRESS", "127.0.0.1")
