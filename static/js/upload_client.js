@@ -60,17 +60,101 @@
     return t.status === "AWAITING" ? 100 : 0;
   }
 
+  /* ---------------------------------------------------------------- a folder, packed as a zip */
+  // A picked folder is sent as a plain (stored, uncompressed) zip of its files under their relative paths,
+  // so it goes through exactly the archive route's services and checks (safe extraction, size limits,
+  // relative paths only). The Blob references the files: nothing is copied into memory but one file at a
+  // time, read once for its CRC-32.
+  var CRC_TABLE = null;
+  function crc32(bytes, crc) {
+    if (!CRC_TABLE) {
+      CRC_TABLE = new Uint32Array(256);
+      for (var n = 0; n < 256; n++) { var c = n; for (var k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1; CRC_TABLE[n] = c >>> 0; }
+    }
+    crc = crc ^ 0xFFFFFFFF;
+    for (var i = 0; i < bytes.length; i++) crc = CRC_TABLE[(crc ^ bytes[i]) & 0xFF] ^ (crc >>> 8);
+    return (crc ^ 0xFFFFFFFF) >>> 0;
+  }
+  var ZIP_MAX_FILES = 65535, ZIP_MAX_BYTES = 0xFFFFFFFF;
+  function folderZip(files, onProgress) {
+    if (files.length >= ZIP_MAX_FILES) return Promise.reject(new Error("The folder has more than " + (ZIP_MAX_FILES - 1) + " files; upload it in parts or as an archive file."));
+    var total = 0;
+    files.forEach(function (f) { total += f.size + 100 + f.webkitRelativePath.length * 2; });
+    if (total >= ZIP_MAX_BYTES) return Promise.reject(new Error("The folder is larger than 4 GB; upload it in parts or as an archive file."));
+    var parts = [], central = [], offset = 0, enc = new TextEncoder(), i = 0;
+    var now = new Date(), dosTime = (now.getHours() << 11) | (now.getMinutes() << 5) | (now.getSeconds() >> 1);
+    var dosDate = ((now.getFullYear() - 1980) << 9) | ((now.getMonth() + 1) << 5) | now.getDate();
+    function header(sig, size) { var b = new DataView(new ArrayBuffer(size)); b.setUint32(0, sig, true); return b; }
+    function next() {
+      if (i >= files.length) {
+        var cdSize = 0;
+        central.forEach(function (c) { cdSize += c.byteLength; });
+        var end = header(0x06054b50, 22);
+        end.setUint16(8, files.length, true); end.setUint16(10, files.length, true);
+        end.setUint32(12, cdSize, true); end.setUint32(16, offset, true);
+        return Promise.resolve(new Blob(parts.concat(central, [end.buffer]), { type: "application/zip" }));
+      }
+      var f = files[i], name = enc.encode(f.webkitRelativePath || f.name);
+      return f.arrayBuffer().then(function (buf) {
+        var crc = crc32(new Uint8Array(buf), 0);
+        var local = header(0x04034b50, 30 + name.length);
+        local.setUint16(4, 20, true); local.setUint16(6, 0x0800, true); local.setUint16(8, 0, true);
+        local.setUint16(10, dosTime, true); local.setUint16(12, dosDate, true); local.setUint32(14, crc, true);
+        local.setUint32(18, f.size, true); local.setUint32(22, f.size, true); local.setUint16(26, name.length, true);
+        new Uint8Array(local.buffer).set(name, 30);
+        var cd = header(0x02014b50, 46 + name.length);
+        cd.setUint16(4, 20, true); cd.setUint16(6, 20, true); cd.setUint16(8, 0x0800, true); cd.setUint16(10, 0, true);
+        cd.setUint16(12, dosTime, true); cd.setUint16(14, dosDate, true); cd.setUint32(16, crc, true);
+        cd.setUint32(20, f.size, true); cd.setUint32(24, f.size, true); cd.setUint16(28, name.length, true);
+        cd.setUint32(42, offset, true);
+        new Uint8Array(cd.buffer).set(name, 46);
+        parts.push(local.buffer, f);  // the File itself, not a copy of its bytes
+        central.push(cd.buffer);
+        offset += local.byteLength + f.size;
+        i += 1;
+        if (onProgress) onProgress(i, files.length);
+        return next();
+      });
+    }
+    return next();
+  }
+
   /* ---------------------------------------------------------------- start page */
   function start() {
     var form = $("#uc-start");
     if (!form) return;
+    function chosen() {
+      var folder = $all("input[name=uc-kind]").filter(function (r) { return r.checked; })[0];
+      return folder && folder.value === "folder";
+    }
+    $all("input[name=uc-kind]").forEach(function (r) {
+      r.addEventListener("change", function () {
+        $("#uc-file-box").hidden = chosen(); $("#uc-folder-box").hidden = !chosen();
+      });
+    });
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
       showError("");
-      var file = $("#uc-file").files[0];
-      if (!file) return;
+      var picked;
+      if (chosen()) {
+        var files = Array.prototype.slice.call($("#uc-folder").files);
+        if (!files.length) { showError("Choose a folder with DICOM files."); return; }
+        var top = (files[0].webkitRelativePath || "folder").split("/")[0] || "folder";
+        $("#uc-upload").disabled = true;
+        $("#uc-progress").hidden = false;
+        picked = folderZip(files, function (done, total) {
+          $("#uc-bytes").textContent = "Packing the folder: " + done + " of " + total + " files read";
+        }).then(function (blob) { return { body: blob, name: top + ".zip", size: blob.size }; });
+      } else {
+        var file = $("#uc-file").files[0];
+        if (!file) { showError("Choose an archive file."); return; }
+        picked = Promise.resolve({ body: file, name: file.name, size: file.size });
+      }
       $("#uc-upload").disabled = true;
-      api("POST", "/upload/client/t/", { project: $("#uc-project").value, name: file.name, size: file.size })
+      picked.then(function (up) { return send(up); }).catch(function (e) { showError(e.message); $("#uc-upload").disabled = false; });
+    });
+    function send(up) {
+      return api("POST", "/upload/client/t/", { project: $("#uc-project").value, name: up.name, size: up.size })
         .then(function (created) {
           $("#uc-progress").hidden = false;
           var xhr = new XMLHttpRequest();
@@ -92,10 +176,9 @@
             $("#uc-upload").disabled = false;
           };
           xhr.onerror = function () { showError("The connection was lost during the upload."); $("#uc-upload").disabled = false; };
-          xhr.send(file);
-        })
-        .catch(function (e) { showError(e.message); $("#uc-upload").disabled = false; });
-    });
+          xhr.send(up.body);
+        });
+    }
   }
 
   /* ---------------------------------------------------------------- transfers page */

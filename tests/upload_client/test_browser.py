@@ -342,3 +342,33 @@ def test_bulk_rows_tell_patients_apart_count_visits_per_subject_and_show_filtere
     page.goto(live_server.url + "/upload/client/transfers/")
     page.wait_for_selector("tr.uc-transfer .uc-status")
     assert "2 filtered" in page.inner_text("#uc-transfers")
+
+
+def test_a_folder_is_picked_packed_and_inspected_like_an_archive(signed_in, live_server, tmp_path, celery_worker):
+    """Issue 15 item 5: a folder (with subfolders and a file that is not DICOM) picked with the folder input
+    is packed by the browser and goes through the archive route's own services: its sessions, with their
+    folders, are on the review page and nothing is imported yet."""
+    page = signed_in
+    top = tmp_path / "Study_folder"
+    for n, pid in enumerate(("F-1", "F-2"), 1):
+        session_files(top / f"patient{n}" / "series", series=((1, "T1", 2),), PatientID=pid,
+                      PatientName=f"Folder^Pat{n}")
+    (top / "notes.txt").write_text("not DICOM")
+    page.goto(live_server.url + "/upload/client/")
+    page.select_option("#uc-project", "PROJ1")
+    page.check("#uc-kind-folder")
+    assert page.is_hidden("#uc-file-box") and page.get_attribute("#uc-folder", "webkitdirectory") is not None
+    page.set_input_files("#uc-folder", str(top))
+    screenshot(page, "upload_client_folder_picked")
+    page.click("#uc-upload")
+    page.wait_for_url("**/upload/client/t/*/")
+    page.wait_for_selector("#uc-bulk tbody tr[data-key='s2']", timeout=30000)
+    transfer = Transfer.objects.get()
+    assert transfer.file_name == "Study_folder.zip" and transfer.status == Transfer.Status.AWAITING
+    assert transfer.inspection["skipped_total"] == 1  # notes.txt
+    assert [s["files"] for s in transfer.inspection["sessions"]] == [2, 2]
+    folders = page.eval_on_selector_all("#uc-bulk td.uc-folder", "cells => cells.map(c => c.textContent)")
+    assert sorted(folders) == ["Study_folder/patient1/series", "Study_folder/patient2/series"]  # any order
+    assert "Folder Pat2" in page.inner_text("#uc-bulk")
+    screenshot(page, "upload_client_folder_review")
+    assert PrearchiveSession.objects.count() == 0
