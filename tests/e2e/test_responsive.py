@@ -78,7 +78,7 @@ def test_every_page_fits_390_px_and_every_control_has_a_name(live_server, browse
     _sign_in(page, live_server, owner)
     seen = _crawl(page, live_server, ["/prearchive/"])
     for must in ("/prearchive/", "/archive/", "/projects/", "/projects/PROJ1/manage/", "/upload/client/",
-                 "/upload/client/transfers/", "/archive/PROJ1/sessions/SESS_ARCHIVED/"):
+                 "/upload/client/transfers/", "/upload/history/", "/archive/PROJ1/sessions/SESS_ARCHIVED/"):
         assert must in seen, sorted(seen)
     assert len(seen) >= 12, sorted(seen)
     too_wide = {p: w for p, (w, _) in seen.items() if w > WIDTH}
