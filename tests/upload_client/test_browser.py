@@ -313,8 +313,12 @@ def test_bulk_rows_tell_patients_apart_count_visits_per_subject_and_show_filtere
         series = ((1, "T1", 1), (2, "LOCALIZER", 2)) if n == 2 else ((1, "T1", 1),)
         files += session_files(tmp_path / f"patient{n}", study_date=f"2024030{n}", series=series, PatientName=name,
                                PatientID=pid, StudyDescription=f"Brain {n}")
-    upload(page, live_server, zip_of(files, tmp_path / "three.zip"))
+    files += session_files(tmp_path / "patient4", series=((9, "LOCALIZER", 1),), PatientID="P-4")  # all filtered
+    upload(page, live_server, zip_of(files, tmp_path / "four.zip"))
     rows = {k: f"#uc-bulk tbody tr[data-key='s{n}']" for n, k in enumerate(("P-1", "P-2", "P-3"), 1)}
+    only_filtered = "#uc-bulk tbody tr[data-key='s4'] .uc-include"
+    assert page.is_disabled(only_filtered) and not page.is_checked(only_filtered)  # cannot be selected
+    assert "all will be filtered" in page.inner_text("#uc-bulk tbody tr[data-key='s4']")
     text = page.inner_text(rows["P-2"])
     for expected in ("Roe Rick", "P-2", "data/patient2", "2024-03-02", "Brain 2", "will be filtered"):
         assert expected in text, expected
