@@ -35,6 +35,7 @@ class HistoryRow:
     sessions: list[tuple[str, str]] = field(default_factory=list)  # (label, page or "")
     page: str = ""  # the upload's own page (jobs have none beyond the uploader)
     name: str = ""  # the uploaded file's name, shown to its uploader (and admins)
+    whole_day: bool = False  # a row that sums a day (refusals without a session)
 
 
 def _prearchive_links(ids: list[int], labels: list[str]) -> list[tuple[str, str]]:
@@ -126,7 +127,7 @@ def upload_history(*, user) -> list[HistoryRow]:
             at = datetime.combine(r["day"], datetime.min.time()).replace(tzinfo=user_tz())
             rows.append(HistoryRow(at=at, kind="DICOM C-STORE", who="(any sender)", project="",
                                    state="Refused at receipt, no session", stored=0, filtered=r["filtered"],
-                                   refused=r["n"] - r["filtered"]))
+                                   refused=r["n"] - r["filtered"], whole_day=True))
 
     rows.sort(key=lambda r: r.at, reverse=True)
     return rows[:SHOWN]
