@@ -26,6 +26,8 @@ def test_bench_receive_reports_every_receiver_at_1_and_4_associations_and_the_ra
     print(text)
     assert re.search(r"machine: \d+ cores, load average", text)
     assert f"session: {files} files of 129 KB, 4 series" in text
+    assert re.search(r"durability: Orthanc: .*; xnatlite: postgresql \(fsync=\w+, synchronous_commit=\w+\), "
+                     r"PREARCHIVE_FSYNC=(on|off); bare: no fsync", text), text
     for level in ("1 association(s):", "4 association(s):"):
         section = text.split(level, 1)[1].split(" association(s):", 1)[0]
         rates = {name: float(re.search(rf"  {label}: ([\d.]+) files/s", section).group(1))

@@ -315,6 +315,7 @@ class Command(BaseCommand):
             w(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             w(f"session: {options['files']} files of {len(_template(1)) / 1024:.0f} KB, {options['series']} "
               f"series, {options['rounds']} rounds; sender {options['sender']} (TCP_NODELAY=1)")
+            w(self._durability(sides))
             for side in sides:
                 side.start()
             for level in levels:
@@ -339,6 +340,25 @@ class Command(BaseCommand):
         if problems:
             raise CommandError("count check failed: " + "; ".join(problems))
         w(f"count check: every file sent is stored once ({', '.join(s.name for s in sides)}): OK")
+
+    def _durability(self, sides: list[Side]) -> str:
+        """What each receiver makes durable before its Success (they differ: the figures depend on it)."""
+        parts = []
+        if any(isinstance(s, OrthancSide) for s in sides):
+            parts.append("Orthanc: its defaults (SyncStorageArea: fsync of each file, SQLite index)")
+        if any(isinstance(s, Xnatlite) for s in sides):
+            settings_db = {}
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    for name in ("fsync", "synchronous_commit"):
+                        cursor.execute(f"SHOW {name}")
+                        settings_db[name] = cursor.fetchone()[0]
+            db = ", ".join(f"{k}={v}" for k, v in settings_db.items()) or connection.vendor
+            parts.append(f"xnatlite: {connection.vendor} ({db}), PREARCHIVE_FSYNC="
+                         f"{'on' if getattr(settings, 'PREARCHIVE_FSYNC', False) else 'off'}")
+        if any(isinstance(s, Bare) for s in sides):
+            parts.append("bare: no fsync")
+        return "durability: " + "; ".join(parts)
 
     def _level(self, work: Path, sides: list[Side], level: int, options) -> None:
         """``level`` associations: each side gets its own fresh session, sent in rounds, sides in turn."""
