@@ -33,6 +33,9 @@ def test_bench_receive_reports_every_receiver_at_1_and_4_associations_and_the_ra
         rates = {name: float(re.search(rf"  {label}: ([\d.]+) files/s", section).group(1))
                  for name, label in LABELS.items()}
         assert all(rate > 0 for rate in rates.values()), rates
+        cpu = {name: float(re.search(rf"  {label}: [\d.]+ files/s, ([\d.]+) ms CPU a file", section).group(1))
+               for name, label in LABELS.items()}
+        assert all(0 < ms < 1000 for ms in cpu.values()), cpu  # each receiver's own processes were measured
         for ours in ("xnatlite-p1", "xnatlite-p2"):
             line = re.search(rf"  ratio {ours}: (.*)", section).group(1)
             for other in ("orthanc", "bare", "xnatlite-p1", "xnatlite-p2"):

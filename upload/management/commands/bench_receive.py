@@ -12,7 +12,8 @@ storescu per series, at once. Every receiver gets fresh files (its own session: 
 ``--files`` of them (``--series`` series) per association count, sent in ``--rounds`` rounds; in each round
 every receiver gets its part in turn, the order rotated round by round, so that a machine busy with other work
 slows all alike. A receiver's rate is its files over the sum of its rounds' times (storescu start included,
-the same for all). Then the count check: every file sent is stored once (Orthanc's instance count and its
+the same for all); its CPU a file is what its own processes used (the database server's share of xnatlite's
+work not included), a figure that a busy machine changes far less than the rate. Then the count check: every file sent is stored once (Orthanc's instance count and its
 storage folder; the bare SCP's files; xnatlite's rows, one per instance, and the files in its prearchive).
 Exit 1 if a count is off.
 
@@ -148,6 +149,23 @@ def _start(args, *, env, log: Path) -> subprocess.Popen:
                                 cwd=settings.BASE_DIR)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system, with reaped children) of the processes in process group ``pgid``: a
+    receiver and the processes it started. Unlike files/s it hardly depends on what else the machine runs."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # after the name: state, ppid, pgrp, ...; utime is the 14th field
+            total += sum(int(x) for x in fields[11:15])
+    return total / _TICK
+
+
 def orthanc_ensure() -> str:
     """/usr/sbin/Orthanc, installed from Debian when missing; returns its version line."""
     if not os.access(ORTHANC, os.X_OK):
@@ -174,6 +192,7 @@ class Side:
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen | None = None
     seconds: dict[int, float] = field(default_factory=dict)   # associations -> time
+    cpu: dict[int, float] = field(default_factory=dict)       # associations -> CPU seconds of its processes
     sent: dict[int, list[str]] = field(default_factory=dict)  # associations -> study UID of its session
 
     def start(self) -> None:
@@ -368,7 +387,7 @@ class Command(BaseCommand):
             sessions[side.name] = session_write(work / f"files-{side.name}-{level}", files=options["files"],
                                                 series=options["series"], salt=salt)
             side.sent[level] = _uid(0, salt)
-            side.seconds[level] = 0.0
+            side.seconds[level] = side.cpu[level] = 0.0
         rounds = max(1, options["rounds"])
         for r in range(rounds):
             order = sides[r % len(sides):] + sides[:r % len(sides)]
@@ -376,18 +395,20 @@ class Command(BaseCommand):
                 series = sessions[side.name]
                 part = [s[len(s) * r // rounds:len(s) * (r + 1) // rounds] for s in series]
                 chunks = part if level > 1 else [[p for s in part for p in s]]
-                side.seconds[level] += self._send(chunks, side, options)
+                side.seconds[level] += self._send(chunks, side, level, options)
         for side in sides:
             shutil.rmtree(work / f"files-{side.name}-{level}", ignore_errors=True)
 
-    def _send(self, chunks: list[list[Path]], side: Side, options) -> float:
+    def _send(self, chunks: list[list[Path]], side: Side, level: int, options) -> float:
         env = dict(os.environ, TCP_NODELAY="1")
+        cpu = group_cpu_seconds(side.proc.pid)
         start = time.perf_counter()
         procs = [subprocess.Popen([options["sender"], "-aec", side.ae_title, "-aet", "BENCHSCU", "127.0.0.1",
                                    str(side.port), *map(str, chunk)], env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE) for chunk in chunks if chunk]
         errors = [p.communicate(timeout=900)[1] for p in procs]
         elapsed = time.perf_counter() - start
+        side.cpu[level] += group_cpu_seconds(side.proc.pid) - cpu
         if any(p.returncode for p in procs):
             raise CommandError(f"storescu to {side.name} failed: "
                                + b"".join(errors).decode(errors="replace")[-500:])
@@ -400,7 +421,8 @@ class Command(BaseCommand):
             rates = {side.name: self.files / side.seconds[level] if side.seconds.get(level) else 0.0
                      for side in sides}
             for side in sides:
-                w(f"  {side.label}: {rates[side.name]:.1f} files/s")
+                w(f"  {side.label}: {rates[side.name]:.1f} files/s, "
+                  f"{1000 * side.cpu[level] / self.files:.2f} ms CPU a file")
             for side in sides:
                 if side.name.startswith("xnatlite"):
                     parts = [f"{rates[side.name] / rates[o.name]:.2f}x {o.name}" for o in sides
