@@ -41,6 +41,7 @@ from prearchive.models import PrearchiveSession
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+CONNECTION_CHECK_SECONDS = 1.0  # close_old_connections() at most this often (each costs a round trip, below)
 PIN_WAIT_SECONDS = 10.0
 COMMIT_WAIT_SECONDS = 30.0  # an association's thread gives up on its row's commit (failure status) after this
 
@@ -71,6 +72,7 @@ class RowWriter:
         self._retry: list = []
         self._retry_at = 0.0
         self._stopping = False
+        self._checked = 0.0                   # when _open last ran close_old_connections (monotonic)
         self._thread = threading.Thread(target=self._run, name="intake-rows", daemon=True)
         self._thread.start()
 
@@ -150,10 +152,12 @@ class RowWriter:
 
     def _due(self, now: float) -> bool:
         """Commit now: every thread let in has handed over its row (they all wait for this commit), or
-        the batch is full or old enough, or the receiver stops."""
-        return self._opened is not None and (self._stopping or len(self._pending) >= self.max_rows
-                                             or (bool(self._pending) and not self._holders)
-                                             or now - self._opened >= self.max_age)
+        the batch is full or old enough, or the receiver stops; or rows whose transaction failed while
+        their files went in (a pin of the same transaction failed meanwhile) wait for the general path."""
+        if self._opened is None:
+            return bool(self._pending) and not self._holders
+        return (self._stopping or len(self._pending) >= self.max_rows or (bool(self._pending) and not self._holders)
+                or now - self._opened >= self.max_age)
 
     def _retry_due(self, now: float) -> bool:
         return bool(self._retry) and self._opened is None and (self._stopping or now >= self._retry_at)
@@ -180,25 +184,29 @@ class RowWriter:
                             request.result = False
                         self._requests.clear()
                         self._cv.notify_all()
-                        if self._opened is None and not self._retry:
+                        if self._opened is None and not self._retry and not self._pending:
                             return
-                    self._busy = True  # no new holders; the granted ones finish first
-                    while self._holders:
-                        self._cv.wait()
-                    now = time.monotonic()
-                    pending = []
-                    if self._due(now):
-                        pending, self._pending, self._keys, self._pins = self._pending, [], set(), set()
-                    retry = []
-                    if self._retry_due(now):
-                        retry, self._retry = self._retry, []
+                    pending, retry, committing = [], [], self._due(now) or self._retry_due(now) or self._stopping
+                    if committing:  # the commit ends the pins: no new holders; the granted ones finish first
+                        self._busy = True
+                        while self._holders:
+                            self._cv.wait()
+                        now = time.monotonic()
+                        if self._due(now):
+                            pending, self._pending, self._keys, self._pins = self._pending, [], set(), set()
+                        if self._retry_due(now):
+                            retry, self._retry = self._retry, []
+                    # Otherwise a file is going into its folder (a holder): the pins asked for meanwhile join
+                    # the open transaction at once, and its commit, which waits for that holder anyway.
                     requests = list(self._requests)
                     self._requests.clear()
                 granted: list[_PinRequest] = []
                 try:
-                    if pending:
+                    if pending and self._opened is None:  # their transaction failed while they were placed
+                        self._general(pending)
+                    elif pending:
                         self._commit(pending)
-                    elif self._opened is not None and not self._pins and not self._pending:
+                    elif committing and self._opened is not None and not self._pins and not self._pending:
                         self._abandon()  # nothing pinned any more (a due flush with no rows)
                     if retry:
                         self._general(retry, stopping=self._stopping)
@@ -245,8 +253,14 @@ class RowWriter:
             self._general(pending)
 
     def _open(self) -> None:
-        """Begin the transaction that holds the pins (its commit is synchronous: the senders wait for it)."""
-        close_old_connections()
+        """Begin the transaction that holds the pins (its commit is synchronous: the senders wait for it).
+        The connection is checked (close_old_connections: with health checks on, a round trip on the next
+        statement) at most once a second, and whenever it has seen an error; a connection that broke
+        meanwhile fails the pin, which closes it (``_abandon``), and the next one is new."""
+        now = time.monotonic()
+        if connection.connection is None or connection.errors_occurred or now - self._checked >= CONNECTION_CHECK_SECONDS:
+            close_old_connections()
+            self._checked = now
         connection.set_autocommit(False)
         self._opened = time.monotonic()
 
