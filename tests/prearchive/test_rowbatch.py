@@ -210,3 +210,61 @@ def test_a_stopped_writer_pins_nothing(site, writer):
 def test_no_writer_where_rows_are_written_file_by_file(settings):
     settings.DICOM_RECEIVER_ROW_BATCH_SECONDS = 0
     assert rowbatch.writer_get() is None
+
+
+def test_a_pin_asked_for_while_another_file_goes_in_joins_its_transaction(site, writer):
+    """Two associations, two sessions (two scanners): while A's file goes into its folder (A holds its pin),
+    B's pin is granted at once in the same transaction, B's file goes in meanwhile, and one commit writes
+    both rows. (Before, B's pin waited until A's file was in and committed: one association at a time.)"""
+    w = writer(max_age=5.0)
+    study_a, study_b = session_begun(w), session_begun(w)
+    real_place, real_commit = intake._place, w._commit
+    b_placed = threading.Event()
+    waited = {}
+    commits = []
+
+    def place(path, data, placed):
+        if threading.current_thread().name == "A":  # A's file takes a while; B's comes meanwhile
+            waited["b_in_first"] = b_placed.wait(5)
+        real_place(path, data, placed)
+        if threading.current_thread().name == "B":
+            b_placed.set()
+
+    def commit(pending):
+        commits.append(len(pending))
+        return real_commit(pending)
+
+    out = {}
+
+    def sender(name, study):
+        try:
+            out[name] = send(make_dataset(StudyInstanceUID=study), w).status
+        finally:
+            connection.close()
+
+    with mock.patch.object(intake, "_place", side_effect=place), mock.patch.object(w, "_commit", side_effect=commit):
+        a = threading.Thread(target=sender, args=("A", study_a), name="A")
+        a.start()
+        wait_until(lambda: w._holders == 1, timeout=10, every=0.005, what="A's pin")
+        b = threading.Thread(target=sender, args=("B", study_b), name="B")
+        b.start()
+        a.join(30)
+        b.join(30)
+    assert out == {"A": "stored", "B": "stored"}
+    assert waited == {"b_in_first": True}  # B's file went in while A still held its pin
+    assert commits == [2]  # one commit for both rows
+    assert rows() == 4 and len(files_in_tree()) == 4
+
+
+def test_the_writers_connection_is_checked_at_most_once_a_second(site, writer):
+    """close_old_connections() with health checks on costs a round trip on the next statement: the writer
+    does it when a transaction begins, but at most once a second (a broken connection fails its pin)."""
+    w = writer(max_age=5.0)
+    study = session_begun(w)
+    with mock.patch.object(rowbatch, "close_old_connections", wraps=rowbatch.close_old_connections) as checks:
+        started = time.monotonic()
+        for _ in range(8):  # 8 files one after another: 8 transactions
+            assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
+        took = time.monotonic() - started
+    assert rows() == 9
+    assert checks.call_count <= 1 + int(took / rowbatch.CONNECTION_CHECK_SECONDS), (checks.call_count, took)
