@@ -48,7 +48,8 @@ def test_postgresql_restart_while_the_receiver_takes_files(project, service_env,
                                                            tmp_path, procs):
     fast_site(idle=3600)
     port = free_port()
-    scp = receiver(service_env, tmp_path / "receiver.log", port)
+    # Two receiver processes (the PostgreSQL crash of test_acknowledged.py runs against one).
+    scp = receiver(service_env, tmp_path / "receiver.log", port, processes=2)
     procs.append(scp)
     files = study(label="PGR1", count=300) + study(label="PGR2", count=300)
     by_sop = {str(ds.SOPInstanceUID): ds for ds in files}
@@ -76,6 +77,7 @@ def test_postgresql_restart_while_the_receiver_takes_files(project, service_env,
     stored = set(PrearchiveFile.objects.values_list("sop_instance_uid", flat=True))
     stored_once(stored)
     assert scp.popen.poll() is None, "the receiver died"
+    assert "ended (" not in scp.text(), "a receiver process died"
     assert_consistent()  # in particular: a refused file left no orphan behind
 
     # The sender retries what was refused: now everything is stored, each instance once.
