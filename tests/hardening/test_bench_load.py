@@ -18,6 +18,7 @@ def test_bench_load_small_run_accounts_for_every_file():
     assert "files/s" in text and "slowest C-STORE" in text and "slowest zip upload" in text
     import re
 
+    assert re.search(r"receiver: run_dicom_scp --processes \d+ \(\d+ cores\)", text), text
     total = float(re.search(r"load time: [\d.]+ s -> ([\d.]+) files/s", text).group(1))
     shares = re.findall(r"of which (DICOM receiver|zip uploads)[^:]*: (\d+) files, ([\d.]+) of the ([\d.]+) files/s "
                         r"\((\d+)%\); on its own ([\d.]+) files/s", text)

@@ -301,6 +301,10 @@ class Command(BaseCommand):
         w = self.stdout.write
         w(f"files sent: {len(sent)} ({4 * per_scu} by C-STORE over 4 associations, {2 * per_zip} in 2 zip uploads)"
           f", {opts['rows']}x{opts['rows']} 16-bit")
+        from upload.management.commands.run_dicom_scp import processes_default
+
+        w(f"receiver: run_dicom_scp --processes {opts['processes'] or processes_default()} "
+          f"({os.cpu_count()} cores)")
         w(f"load time: {load_seconds:.2f} s -> {len(sent) / load_seconds:.1f} files/s")
         # Each route's share: its files over the time until its last sender ended (all start together).
         rate = len(sent) / load_seconds
