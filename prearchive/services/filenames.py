@@ -13,6 +13,9 @@ import re
 from functools import lru_cache
 
 from pydicom.datadict import keyword_dict
+from pydicom.multival import MultiValue
+
+from .headers import raw_strings
 
 HASH_NAME = "HashSOPClassUIDWithSOPInstanceUID"
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
@@ -43,19 +46,27 @@ def _parts(template: str) -> tuple[tuple[str, str], ...]:
 
 def _value(ds, name: str) -> str:
     if name == HASH_NAME:
-        both = f"{ds.get('SOPClassUID', '') or ''}{ds.get('SOPInstanceUID', '') or ''}"
+        both = f"{_value(ds, 'SOPClassUID')}{_value(ds, 'SOPInstanceUID')}"
         return hashlib.sha256(both.encode("ascii", "replace")).hexdigest()[:12]
+    values = raw_strings(ds, name)  # the plain value without pydicom's decoding (intake names every file)
+    if values is None:
+        values = _decoded(ds, name)
+    return "_".join(values)
+
+
+def _decoded(ds, name: str) -> list[str]:
+    """The values as pydicom decodes them; a value it cannot decode (IS "1e400") is its raw text."""
     try:
         value = ds.get(name)
-    except (ValueError, TypeError, OverflowError):  # a value pydicom cannot decode (IS "1e400"): its raw text
+    except (ValueError, TypeError, OverflowError):
         raw = ds.get_item(name)
         raw_value = getattr(raw, "value", None)
-        return raw_value.decode("ascii", "replace").strip(" \x00") if isinstance(raw_value, bytes) else ""
+        return [raw_value.decode("ascii", "replace").strip(" \x00")] if isinstance(raw_value, bytes) else []
     if value is None or value == "":
-        return ""
-    if isinstance(value, (list, tuple)) or getattr(value, "VM", 1) > 1:
-        return "_".join(str(v) for v in value)
-    return str(value)
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return [str(v) for v in value]
+    return [str(value)]
 
 
 def stored_file_name(ds, *, template: str, sop_instance_uid: str) -> str:

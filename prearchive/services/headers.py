@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pydicom
+import pydicom.config
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
@@ -422,6 +424,54 @@ def text(ds: Dataset, keyword: str, limit: int = 64) -> str:
         value = "\\".join(str(v) for v in value)
     out = str(value).replace("\x00", "").strip()
     return out[:limit]
+
+
+# pydicom's decoding of plain ASCII values (pydicom.values), by VR: what ``str()`` of each decoded value is.
+_SPLIT_RSTRIP_VRS = frozenset(("SH", "LO", "UC"))  # convert_text: split on '\', then each value rstripped
+_RSTRIP_SPLIT_VRS = frozenset(("CS", "AS"))  # convert_string (multi_string): rstripped, then split
+_DATETIME_VRS = frozenset(("DA", "TM", "DT"))  # the same while pydicom's datetime_conversion is off
+_SINGLE_VRS = frozenset(("LT", "ST", "UT"))  # convert_single_string: one value, rstripped
+_PLAIN_UID = re.compile(r"[0-9A-Za-z.]+")
+_PLAIN_IS = re.compile(r" *[+-]?[0-9]+ *")
+
+
+def raw_strings(ds: Dataset, keyword: str) -> list[str] | None:
+    """``str()`` of each value pydicom would decode the element ``keyword`` to, straight from its raw bytes
+    without decoding it: ``[]`` when the element is absent, ``[""]`` when it is empty. None when only pydicom
+    can say (already decoded, not plain ASCII, an escape sequence, a VR other than the file's dictionary one,
+    a person name, a decimal, an unusual UID or integer string): the caller then asks pydicom.
+    tests/prearchive/test_raw_strings.py compares this with pydicom on many values."""
+    entry = _tag_of(keyword)
+    if entry is None:
+        return None
+    tag, dictionary_vr = entry
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return []
+    if type(elem) is not RawDataElement:
+        return None
+    raw = elem.value
+    if not isinstance(raw, bytes) or (elem.VR is not None and elem.VR != dictionary_vr):
+        return None
+    if not raw:
+        return [""]
+    if not raw.isascii() or b"\x1b" in raw:
+        return None
+    text = raw.decode("ascii")
+    vr = dictionary_vr
+    if vr in _SPLIT_RSTRIP_VRS:
+        return [v.rstrip("\0 ") for v in text.split("\\")]
+    if vr in _RSTRIP_SPLIT_VRS or (vr in _DATETIME_VRS and not pydicom.config.datetime_conversion):
+        return text.rstrip(" \x00").split("\\")
+    if vr in _SINGLE_VRS:
+        return [text.rstrip("\0 ")]
+    if vr == "UI":
+        values = text.rstrip("\0 ").split("\\")
+        return values if all(_PLAIN_UID.fullmatch(v) for v in values) else None
+    if vr == "IS" and not pydicom.config.use_IS_numpy:
+        values = text.rstrip(" \x00").split("\\")
+        return [v.strip() for v in values] if all(_PLAIN_IS.fullmatch(v) for v in values) else None
+    return None
 
 
 def uid(ds: Dataset, keyword: str) -> str:

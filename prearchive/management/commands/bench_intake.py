@@ -71,17 +71,23 @@ class Command(BaseCommand):
         try:
             corpus = self._corpus(work / "corpus", opts["files"], opts["size"])
             # Interleaved in chunks, so that a busy machine slows both sides alike.
-            bare_s = intake_s = 0.0
+            bare_s = intake_s = bare_cpu = intake_cpu = 0.0
             for start in range(0, len(corpus), 100):
                 chunk = corpus[start:start + 100]
+                cpu = time.process_time()
                 bare_s += len(chunk) / self._bare(chunk, work / f"bare{start}")
+                bare_cpu += time.process_time() - cpu
                 rate_chunk, ids = self._intake(chunk, work, prevent_anon=True, clear_hints=start == 0)
+                intake_cpu += self._cpu
                 intake_s += len(chunk) / rate_chunk
                 created += ids
             bare, rate = len(corpus) / bare_s, len(corpus) / intake_s
+            n = len(corpus)
             self.stdout.write(f"corpus: {len(corpus)} files, {sum(p.stat().st_size for p in corpus) // 1024} KiB")
-            self.stdout.write(f"bare loop (header read + copy): {bare:.0f} files/s")
-            self.stdout.write(f"intake (header read, route, filters, place, rows): {rate:.0f} files/s")
+            self.stdout.write(f"bare loop (header read + copy): {bare:.0f} files/s "
+                              f"(CPU {1000 * bare_cpu / n:.3f} ms a file)")
+            self.stdout.write(f"intake (header read, route, filters, place, rows): {rate:.0f} files/s "
+                              f"(CPU {1000 * intake_cpu / n:.3f} ms a file)")
             self.stdout.write(f"intake / bare ratio: {rate / bare:.2f} (target >= 0.70)")
             if opts["with_anon"]:
                 bare_anon = self._bare_anon(corpus, work / "bare-anon")
@@ -166,12 +172,13 @@ class Command(BaseCommand):
         rows_before = PrearchiveFile.objects.count()
         # The per-session countdown needs a broker; the benchmark measures intake alone.
         with mock.patch.object(intake, "idle_countdown_on_commit", lambda session_id: None):
-            start = time.perf_counter()
+            cpu, start = time.process_time(), time.perf_counter()
             for result in intake.dicom_files_receive(staged, source="bench", prevent_anon=prevent_anon):
                 if not result.ok:
                     raise SystemExit(f"intake refused a benchmark file: {result.reason}")
                 ids.add(result.session_id)
             elapsed = time.perf_counter() - start
+            self._cpu = time.process_time() - cpu
         if PrearchiveFile.objects.count() - rows_before != len(staged):
             raise SystemExit("intake did not write a row for every file it stored")
         return len(staged) / elapsed, sorted(ids)
