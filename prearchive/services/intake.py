@@ -476,7 +476,8 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     data: bytes | None = raw  # bytes to write (from the receiver, or as the script left them); None: move path
     echoes: list[str] = []
     # Keyed hashes of the identifying values as the file arrived (services/residual.py), never the values.
-    prints = residual.fingerprints_of(ds)
+    # (Without a site script every UID stays in the file's row: not hashed at all.)
+    prints = residual.fingerprints_of(ds, uids=script is not None)
     arrived = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
     if script is not None:
         variables = {"project": project_id or UNASSIGNED, "subject": subject, "session": label,

@@ -20,6 +20,7 @@ replaced it and it survived somewhere else (a reference, a private element).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -32,7 +33,7 @@ from pydicom.datadict import dictionary_VR, dictionary_description, tag_for_keyw
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .script_state import phi_hmac
+from .script_state import phi_hmac, phi_hmac_keyed as _keyed
 
 IDENTIFYING = (
     "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthDate", "PatientBirthName",
@@ -93,11 +94,37 @@ def _element_texts(ds: Dataset, tag: int, encoding: str) -> list[str]:
     return _texts(elem.value)
 
 
-def fingerprints_of(ds: Dataset) -> dict[str, set[str]]:
-    """{category: digests} of the identifying values of one file, as it arrived (before any script)."""
-    prints: dict[str, set[str]] = {}
+def fingerprints_of(ds: Dataset, *, uids: bool = True) -> dict[str, set[str]]:
+    """{category: digests} of the identifying values of one file, as it arrived (before any script);
+    ``uids``: also of its Study, Series and SOP Instance UIDs (intake needs them only when a site script
+    may replace them). The files of a session mostly carry the same identifying values: those digests are
+    computed once per distinct set of raw values (``_PRINTS_MEMO``), the UIDs' for every file."""
     encoding = _encoding(ds)
-    for keyword in IDENTIFYING + tuple(UIDS):
+    memo_key = _memo_key(ds, encoding)
+    cached = _PRINTS_MEMO.get(memo_key) if memo_key is not None else None
+    if cached is not None and cached[0] is _keyed():
+        prints = {category: set(digests) for category, digests in cached[1].items()}
+    else:
+        prints = _identifying_prints(ds, encoding)
+        if memo_key is not None:
+            with _lock:
+                _PRINTS_MEMO[memo_key] = (_keyed(), {c: frozenset(d) for c, d in prints.items()})
+                while len(_PRINTS_MEMO) > _PRINTS_MEMO_MAX:
+                    _PRINTS_MEMO.popitem(last=False)
+    if uids:
+        for keyword in UIDS:
+            try:
+                texts = _element_texts(ds, _TAGS[keyword], encoding)
+            except Exception:  # noqa: BLE001 - a value that does not decode is not a value to remember
+                continue
+            for text in texts:
+                prints.setdefault(keyword, set()).add(_digest(text))
+    return prints
+
+
+def _identifying_prints(ds: Dataset, encoding: str) -> dict[str, set[str]]:
+    prints: dict[str, set[str]] = {}
+    for keyword in IDENTIFYING:
         try:
             texts = _element_texts(ds, _TAGS[keyword], encoding)
         except Exception:  # noqa: BLE001 - a value that does not decode is not a value to remember
@@ -105,8 +132,7 @@ def fingerprints_of(ds: Dataset) -> dict[str, set[str]]:
         for text in texts:
             digests = prints.setdefault(keyword, set())
             digests.add(_digest(text))
-            if keyword not in UIDS:
-                digests.update(_digest(p) for p in _parts(text))
+            digests.update(_digest(p) for p in _parts(text))
     try:
         items = ds.get("OtherPatientIDsSequence") if _TAGS["OtherPatientIDsSequence"] in ds._dict else ()
         for item in items:
@@ -115,6 +141,31 @@ def fingerprints_of(ds: Dataset) -> dict[str, set[str]]:
     except Exception:  # noqa: BLE001
         pass
     return prints
+
+
+# blake2b of a file's raw identifying values (never the values) -> (the HMAC key object they were hashed
+# with, their digests). A new site secret makes a new key object: entries of the old one are not used.
+_PRINTS_MEMO: "OrderedDict[bytes, tuple[object, dict[str, frozenset[str]]]]" = OrderedDict()
+_PRINTS_MEMO_MAX = 256
+_IDENTIFYING_TAGS = tuple(_TAGS[k] for k in IDENTIFYING)
+
+
+def _memo_key(ds: Dataset, encoding: str) -> bytes | None:
+    """A digest of the raw bytes of every identifying element (absent ones included), or None when one is
+    decoded already or the file has an Other Patient IDs Sequence (then the digests are computed anew)."""
+    if _TAGS["OtherPatientIDsSequence"] in ds._dict:
+        return None
+    h = hashlib.blake2b(encoding.encode("utf-8", "replace"), digest_size=20)
+    get = ds._dict.get
+    for tag in _IDENTIFYING_TAGS:
+        elem = get(tag)
+        if elem is None:
+            h.update(b"\xff")
+            continue
+        if type(elem) is not RawDataElement or not isinstance(elem.value, bytes):
+            return None
+        h.update(b"\x00" + len(elem.value).to_bytes(4, "little") + elem.value)
+    return h.digest()
 
 
 _KNOWN: "OrderedDict[tuple[str, int, str, str], None]" = OrderedDict()
@@ -152,6 +203,7 @@ def fingerprints_record(*, session_id: int | None, prints: dict[str, set[str]]) 
 def known_clear() -> None:
     with _lock:
         _KNOWN.clear()
+        _PRINTS_MEMO.clear()
 
 
 # ------------------------------------------------------------------ the check

@@ -45,6 +45,12 @@ def _keyed():
     return keyed[1]
 
 
+def phi_hmac_keyed():
+    """The HMAC object keyed with the site secret: the same object until the secret changes (so a cache of
+    digests can tell which secret they were made with)."""
+    return _keyed()
+
+
 def phi_hmac(value: str, *, purpose: str = "") -> str:
     """The keyed hash (HMAC-SHA256 with the site secret, settings.PHI_HMAC_SECRET or else SECRET_KEY) of
     ``value``: 64 hex digits. ``purpose`` keeps the hashes of different uses apart."""
