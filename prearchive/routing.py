@@ -310,6 +310,8 @@ def _raw_text(dataset: Dataset, tag: int) -> str | None:
         return raw.decode("ascii").rstrip("\0 ")[:MAX_SCAN_CHARS]
     if vr in _MULTI_TEXT_VRS:
         return "\\".join(v.rstrip("\0 ") for v in raw.decode("ascii").split("\\"))[:MAX_SCAN_CHARS]
+    if vr == "PN" and b"=" not in raw:  # convert_PN: the whole value rstripped; one component group each
+        return raw.decode("ascii").rstrip("\0 ")[:MAX_SCAN_CHARS]
     return None
 
 

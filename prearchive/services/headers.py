@@ -505,7 +505,12 @@ def scan_dir(series_number: str, series_uid: str) -> str:
     return fallback if fallback and fallback not in (".", "..") else "NA"
 
 
+_RADIOPHARMACEUTICAL_SEQUENCE = 0x00540016
+
+
 def radiopharmaceutical(ds: Dataset) -> str:
+    if _RADIOPHARMACEUTICAL_SEQUENCE not in ds._dict:
+        return ""
     try:
         seq = ds.get("RadiopharmaceuticalInformationSequence")
         if seq:
@@ -517,6 +522,12 @@ def radiopharmaceutical(ds: Dataset) -> str:
 
 def frames(ds: Dataset) -> int:
     """NumberOfFrames; 1 (unknown) when absent, not a number, or beyond what a row holds."""
+    values = raw_strings(ds, "NumberOfFrames")
+    if values is not None and all(map(_PLAIN_IS.fullmatch, values)):  # as below, without pydicom's decoding
+        value = max(1, int(values[0])) if len(values) == 1 else 1
+        return value if value < 2**31 else 1
+    if values == [] or values == [""]:
+        return 1
     try:
         value = max(1, int(ds.get("NumberOfFrames") or 1))
     except (TypeError, ValueError, OverflowError):
@@ -525,6 +536,11 @@ def frames(ds: Dataset) -> int:
 
 
 def int_or_none(ds: Dataset, keyword: str) -> int | None:
+    values = raw_strings(ds, keyword)
+    if values is not None and all(map(_PLAIN_IS.fullmatch, values)):  # as below, without pydicom's decoding
+        return int(values[0]) if len(values) == 1 else None
+    if values == [] or values == [""]:
+        return None
     try:
         value = ds.get(keyword)
         return int(value) if value not in (None, "") else None

@@ -116,3 +116,27 @@ def test_stored_file_name_is_the_same_from_raw_bytes_and_decoded_values(template
         assert fast == "MR_ORIGINAL_PRIMARY_T1_axial_20240115_Doe_Jane_0012.dcm"  # values joined by '_'
     else:
         assert fast.startswith("1.2.3.4-3-0012-") and len(fast) == len("1.2.3.4-3-0012-") + 12 + 4
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_instance_number_and_frames_are_the_same_from_raw_bytes_and_decoded_values():
+    from prearchive.services.headers import frames, int_or_none
+
+    rng = random.Random(5)
+    values = [b"", b" ", b"7", b" 7 ", b"+12", b"0", b"-3", b"1\\2", b"2147483648", b"1.5", b"1e400", b"abc"]
+    values += [bytes(rng.choice(b"0123456789 +-\\.") for _ in range(rng.randrange(1, 8))) for _ in range(150)]
+    fast_paths = 0
+    for raw in values:
+        for keyword in ("InstanceNumber", "NumberOfFrames"):
+            ds = Dataset()
+            tag = Tag(keyword)
+            ds._dict[tag] = RawDataElement(tag, "IS", len(raw), raw, 0, False, True)
+            fast_paths += raw_strings(ds, keyword) is not None
+            got = (int_or_none(ds, keyword), frames(ds) if keyword == "NumberOfFrames" else None)
+            try:
+                ds[tag]  # decoded: the pydicom path
+            except Exception:  # noqa: BLE001 - pydicom cannot decode it: both read it as unknown
+                assert got[0] is None and got[1] in (None, 1), raw
+                continue
+            assert got == (int_or_none(ds, keyword), frames(ds) if keyword == "NumberOfFrames" else None), raw
+    assert fast_paths > 100
