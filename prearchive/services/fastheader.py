@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Iterable
 
-from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.tag import BaseTag
@@ -98,10 +99,7 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
     file_meta = FileMetaDataset(meta)
     file_meta.set_original_encoding(is_implicit_vr=False, is_little_endian=True,
                                     character_encoding=default_encoding)
-    file_meta[min(meta)]  # pydicom decodes the first element to test the encoding
-    if "FileMetaInformationGroupLength" in file_meta:
-        file_meta.FileMetaInformationGroupLength  # noqa: B018 - and reads the group length
-    transfer_syntax = file_meta.get("TransferSyntaxUID")
+    transfer_syntax = _meta_decode(file_meta, meta)
     if transfer_syntax == ImplicitVRLittleEndian:
         implicit = True
     elif transfer_syntax == ExplicitVRLittleEndian:
@@ -172,6 +170,40 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
                      implicit, True)
     ds.set_original_encoding(implicit, True, dataset._character_set)  # as pydicom's read_partial
     return Header(dataset=ds, size=size, full=False, end=end)
+
+
+_GROUP_LENGTH, _TRANSFER_SYNTAX = BaseTag(0x00020000), BaseTag(0x00020010)
+_PLAIN_UID = re.compile(rb"[0-9.]+\x00?")
+_SYNTAXES: dict[bytes, UID] = {}  # raw value -> the UID pydicom decodes it to (public transfer syntaxes only)
+
+
+def _meta_decode(file_meta: FileMetaDataset, meta: dict):
+    """What pydicom's reader decodes of the file meta (its first element, to test the encoding; the group
+    length; the transfer syntax, which it returns), to the same elements, without pydicom's conversion
+    machinery for the usual values: a 4-byte group length, a plain transfer syntax UID."""
+    first = min(meta)
+    for tag in (first, _GROUP_LENGTH) if first != _GROUP_LENGTH else (first,):
+        raw = meta.get(tag)
+        if type(raw) is not RawDataElement:
+            continue
+        if tag == _GROUP_LENGTH and raw.VR == "UL" and isinstance(raw.value, bytes) and len(raw.value) == 4:
+            meta[tag] = DataElement(tag, "UL", _UL(raw.value)[0], raw.value_tell, False, already_converted=True)
+        else:
+            file_meta[tag]  # noqa: B018 - pydicom's own decoding
+    raw = meta.get(_TRANSFER_SYNTAX)
+    if type(raw) is RawDataElement and raw.VR == "UI" and isinstance(raw.value, bytes) and \
+            _PLAIN_UID.fullmatch(raw.value):
+        uid = _SYNTAXES.get(raw.value)
+        if uid is None:
+            uid = UID(raw.value.rstrip(b"\x00").decode("ascii"))
+            if not (uid.is_transfer_syntax and not uid.is_private):
+                return file_meta.get("TransferSyntaxUID")
+            if len(_SYNTAXES) < 64:
+                _SYNTAXES[raw.value] = uid
+        meta[_TRANSFER_SYNTAX] = DataElement(_TRANSFER_SYNTAX, "UI", uid, raw.value_tell, False,
+                                             already_converted=True)
+        return uid
+    return file_meta.get("TransferSyntaxUID")
 
 
 def _pixel_fits(data: bytes, end: int, size: int, implicit: bool, raw, tail: bytes | None) -> None:
