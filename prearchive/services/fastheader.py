@@ -44,30 +44,44 @@ class _Fallback(Exception):
     pass
 
 
+FIRST_READ = 8 * 1024  # most headers end (at the pixel data) well within this: read more only when not
+
+
+class _Short(_Fallback):
+    """The bytes read end before the header does: read more (up to CHUNK), or pydicom decides."""
+
+
 def header_read(path: Path | None, *, extra_tags: Iterable = (), raw: bytes | None = None,
                 all_tags: bool = False) -> Header | None:
     """``headers.header_read(path or raw, extra_tags=..., all_tags=...)`` (header-only), or None."""
     try:
-        if raw is not None:
-            data, size, tail = raw, len(raw), None
-        else:
-            with open(path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                data = fh.read(CHUNK)
-                tail = None
-                if size > len(data) and size >= 8:
-                    fh.seek(size - 8)
-                    tail = fh.read(8)
         wanted = None if all_tags else frozenset(_wanted_tags(tuple(sorted(extra_tags, key=str)))) | {0x00080005}
-        return _read(data, size, tail, wanted, raw, path)
+        if raw is not None:
+            return _read(raw, len(raw), lambda: raw[-8:], wanted, raw, path)
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+
+            def tail() -> bytes:  # the last 8 bytes (encapsulated pixel data ends with its delimiter)
+                fh.seek(size - 8)
+                return fh.read(8)
+
+            data = fh.read(FIRST_READ)
+            try:
+                return _read(data, size, tail, wanted, raw, path)
+            except _Short:
+                if len(data) >= size:
+                    raise
+            data += fh.read(CHUNK - len(data))
+            return _read(data, size, tail, wanted, raw, path)
     except _Fallback:
         return None
     except (struct.error, ValueError, TypeError, KeyError, IndexError, UnicodeError, OverflowError):
         return None
 
 
-def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, raw: bytes | None,
-          path: Path | None) -> Header:
+def _read(data: bytes, size: int, tail, wanted: frozenset | None, raw: bytes | None, path: Path | None) -> Header:
+    """``data``: the file's first bytes (all of them from the receiver); ``tail()``: its last 8 bytes. _Short
+    when ``data`` ends before the header does."""
     n = len(data)
     if n < 144 or data[128:132] != b"DICM":
         raise _Fallback
@@ -76,7 +90,7 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
     pos = 132
     while True:
         if pos + 8 > n:
-            raise _Fallback
+            raise _Short
         group, elem, vr, length = _EXPLICIT(data, pos)
         if group != 2:
             break
@@ -87,8 +101,10 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
             header = 12
         else:
             header = 8
-        if length == 0xFFFFFFFF or pos + header + length > n:
+        if length == 0xFFFFFFFF:
             raise _Fallback
+        if pos + header + length > n:
+            raise _Short
         tag = BaseTag(group << 16 | elem)
         vr_s = vr.decode("ascii")
         value = data[pos + header:pos + header + length] if length else empty_value_for_VR(vr_s, raw=True)
@@ -112,7 +128,7 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
         raise _Fallback
     # pydicom checks the first element's VR against the transfer syntax (and switches, with a warning).
     if pos + 8 > n:
-        raise _Fallback
+        raise _Short
     found_implicit = not (0x40 < data[pos + 4] < 0x5B and 0x40 < data[pos + 5] < 0x5B)
     if found_implicit != implicit:
         raise _Fallback
@@ -130,7 +146,7 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
                 raise _Fallback
             if vr in _LONG:
                 if pos + 12 > n:
-                    raise _Fallback
+                    raise _Short
                 length = _UL(data, pos + 8)[0]
                 header = 12
             else:
@@ -145,7 +161,7 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
         value_at = pos + header
         pos = value_at + length
         if pos > n:
-            raise _Fallback  # beyond what was read (or truncated): pydicom decides
+            raise _Short  # beyond what was read (or truncated: then pydicom decides)
         if wanted is not None and tag not in wanted:
             continue
         if length:
@@ -157,19 +173,23 @@ def _read(data: bytes, size: int, tail: bytes | None, wanted: frozenset | None, 
         if tag == 0x00080005:
             charset = value
     if end is None:
-        raise _Fallback  # no pixel data (or a header longer than CHUNK): header_read's checks
-    _pixel_fits(data, end, size, implicit, raw, tail)
+        raise _Short if n < size else _Fallback  # no pixel data (or a header longer than CHUNK)
+    _pixel_fits(data, end, size, implicit, tail)
 
-    dataset = Dataset(elements)
-    if charset is not None:  # as pydicom's read_dataset: decoded aside, the element stays raw
-        encoding = convert_encodings(convert_raw_data_element(elements[BaseTag(0x00080005)]).value)
+    # As pydicom's read_partial: FileDataset over the elements, its character set read from the dataset
+    # (which decodes the SpecificCharacterSet element). pydicom builds an intermediate Dataset for the
+    # same result; a path is named (ds.filename) without the os.stat pydicom makes for a deferred read's
+    # timestamp: a header-only read defers nothing.
+    if raw is not None:
+        ds = FileDataset(io.BytesIO(raw), elements, data[:128], file_meta, implicit, True)
     else:
-        encoding = default_encoding
-    dataset.set_original_encoding(implicit, True, encoding)
-    ds = FileDataset(io.BytesIO(raw) if raw is not None else str(path), dataset, data[:128], file_meta,
-                     implicit, True)
-    ds.set_original_encoding(implicit, True, dataset._character_set)  # as pydicom's read_partial
+        ds = FileDataset(_NO_BUFFER, elements, data[:128], file_meta, implicit, True)
+        ds.buffer, ds.filename, ds.fileobj_type = None, str(path), open
+    ds.set_original_encoding(implicit, True, ds._character_set if charset is not None else default_encoding)
     return Header(dataset=ds, size=size, full=False, end=end)
+
+
+_NO_BUFFER = io.BytesIO(b"")
 
 
 _GROUP_LENGTH, _TRANSFER_SYNTAX = BaseTag(0x00020000), BaseTag(0x00020010)
@@ -206,10 +226,10 @@ def _meta_decode(file_meta: FileMetaDataset, meta: dict):
     return file_meta.get("TransferSyntaxUID")
 
 
-def _pixel_fits(data: bytes, end: int, size: int, implicit: bool, raw, tail: bytes | None) -> None:
+def _pixel_fits(data: bytes, end: int, size: int, implicit: bool, tail) -> None:
     """headers._check_pixel_element: the declared length fits in the file (else pydicom's path says why)."""
     if end + 12 > len(data):
-        raise _Fallback
+        raise _Short if len(data) < size else _Fallback
     if implicit:
         length, header = _UL(data, end + 4)[0], 8
     elif data[end + 4:end + 6] in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"UT", b"SQ", b"UC", b"UR"):
@@ -217,7 +237,7 @@ def _pixel_fits(data: bytes, end: int, size: int, implicit: bool, raw, tail: byt
     else:
         length, header = struct.unpack_from("<H", data, end + 6)[0], 8
     if length == 0xFFFFFFFF:
-        last = data[size - 8:size] if tail is None else tail
+        last = tail()
         if len(last) != 8 or last[:4] not in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd"):
             raise _Fallback
     elif end + header + length > size:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -111,3 +112,21 @@ def test_truncated_bad_and_short_input_is_left_to_pydicom():
     at = bytes(huge).index(b"Doe^Jane") - 2  # the PN element's 16-bit length
     huge[at:at + 2] = b"\xff\xff"
     assert fastheader.header_read(None, raw=bytes(huge), extra_tags=EXTRA) is None
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_header_longer_than_the_first_read_is_read_on(compressed, tmp_path):
+    """The first read takes FIRST_READ bytes; a longer header (here a 20 KB text element) is read further,
+    up to CHUNK, and gives the same dataset as pydicom (the encapsulated end checked from the file's tail)."""
+    ds = pydicom.dcmread(io.BytesIO(_file(compressed=compressed)))
+    ds.add_new(0x00204000, "LT", "x" * (fastheader.FIRST_READ * 2 + 1))  # ImageComments, before the pixels
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    path = tmp_path / "long.dcm"
+    path.write_bytes(buf.getvalue())
+    extra = EXTRA + ("ImageComments",)
+    got = fastheader.header_read(path, extra_tags=extra)
+    assert got is not None and got.end > fastheader.FIRST_READ
+    _same(got, header_read(path, extra_tags=extra))
+    assert got.dataset.ImageComments == "x" * (fastheader.FIRST_READ * 2 + 1)
+    assert fastheader.header_read(None, raw=path.read_bytes()[:fastheader.FIRST_READ + 10], extra_tags=extra) is None
