@@ -88,14 +88,12 @@ def _template(series_number: int) -> bytes:
 _TEMPLATES: dict[int, bytes] = {}
 
 
-def session_write(folder: Path, *, files: int, study_uid: str | None = None, series: int = 4,
-                  salt: int | None = None) -> list[list[Path]]:
+def session_write(folder: Path, *, files: int, series: int = 4, salt: int | None = None,
+                  sessions: int = 1) -> list[list[Path]]:
     """One session of ``files`` MR instances in ``series`` series (about 130 KB each), fresh UIDs: the paths
-    per series. The bytes are a template's with its UIDs replaced (no encoding per file)."""
+    per series. ``sessions`` = ``series``: each series a study (session) of its own instead. The bytes are a
+    template's with its UIDs replaced (no encoding per file)."""
     salt = int.from_bytes(os.urandom(3), "big") if salt is None else salt
-    study = (study_uid or _uid(0, salt)).encode()
-    if len(study) != UID_LENGTH:
-        raise CommandError(f"the study UID must be {UID_LENGTH} characters")
     per_series = -(-files // series)
     paths: list[list[Path]] = [[] for _ in range(series)]
     for i in range(files):
@@ -105,12 +103,16 @@ def session_write(folder: Path, *, files: int, study_uid: str | None = None, ser
         data = (_TEMPLATES[s + 1].replace(_INSTANCE + b"999999", _INSTANCE + b"%06d" % (n + 1))
                 .replace(b"1." + b"3" * (UID_LENGTH - 2), _uid(1000 + i, salt).encode())
                 .replace(b"1." + b"4" * (UID_LENGTH - 2), _uid(100 + s, salt).encode())
-                .replace(b"1." + b"5" * (UID_LENGTH - 2), study))
+                .replace(b"1." + b"5" * (UID_LENGTH - 2), study_uids(salt, s if sessions > 1 else 0)))
         path = folder / f"s{s + 1:02d}" / f"i{i:05d}.dcm"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         paths[s].append(path)
     return paths
+
+
+def study_uids(salt: int, index: int) -> bytes:
+    return _uid(index, salt).encode()
 
 
 def _database_url() -> str:
@@ -193,7 +195,7 @@ class Side:
     proc: subprocess.Popen | None = None
     seconds: dict[int, float] = field(default_factory=dict)   # associations -> time
     cpu: dict[int, float] = field(default_factory=dict)       # associations -> CPU seconds of its processes
-    sent: dict[int, list[str]] = field(default_factory=dict)  # associations -> study UID of its session
+    sent: dict[int, list[str]] = field(default_factory=dict)  # associations -> the study UIDs it was sent
 
     def start(self) -> None:
         raise NotImplementedError
@@ -202,8 +204,8 @@ class Side:
         if self.proc is not None:
             _stop(self.proc)
 
-    def stored(self, study_uid: str, expected: int) -> str | None:
-        """None when ``expected`` instances of ``study_uid`` are stored once each, else what is wrong."""
+    def stored(self, studies: list[str], expected: int) -> str | None:
+        """None when ``expected`` instances of ``studies`` are stored once each, else what is wrong."""
         raise NotImplementedError
 
 
@@ -217,9 +219,9 @@ class Bare(Side):
         _wait(lambda: "listening" in log.read_text(errors="replace"), timeout=60, proc=self.proc, log=log,
               what="the bare SCP")
 
-    def stored(self, study_uid: str, expected: int) -> str | None:
+    def stored(self, studies: list[str], expected: int) -> str | None:
         # the bare SCP names each file by its SOP Instance UID: one file per instance
-        prefix = study_uid[:-12]  # _uid: the study's UIDs share all but their last 12 digits
+        prefix = studies[0][:-12]  # _uid: the study's UIDs share all but their last 12 digits
         count = sum(1 for p in self.out.iterdir() if p.name.startswith(prefix))
         return None if count == expected else f"{count} of {expected} files"
 
@@ -245,12 +247,14 @@ class OrthancSide(Side):
 
         _wait(up, timeout=60, proc=self.proc, log=log, what="Orthanc")
 
-    def stored(self, study_uid: str, expected: int) -> str | None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.http}/tools/find", method="POST",
-            data=json.dumps({"Level": "Instance", "Query": {"StudyInstanceUID": study_uid}}).encode())
-        with urllib.request.urlopen(request, timeout=60) as r:
-            found = json.loads(r.read())
+    def stored(self, studies: list[str], expected: int) -> str | None:
+        found = []
+        for study_uid in studies:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{self.http}/tools/find", method="POST",
+                data=json.dumps({"Level": "Instance", "Query": {"StudyInstanceUID": study_uid}}).encode())
+            with urllib.request.urlopen(request, timeout=60) as r:
+                found += json.loads(r.read())
         if len(found) != expected:
             return f"{len(found)} of {expected} instances"
         return None
@@ -275,17 +279,17 @@ class Xnatlite(Side):
         _wait(lambda: f"listening on 127.0.0.1:{self.port}" in log.read_text(errors="replace"), timeout=90,
               proc=self.proc, log=log, what=self.label)
 
-    def stored(self, study_uid: str, expected: int) -> str | None:
+    def stored(self, studies: list[str], expected: int) -> str | None:
         from prearchive.models import PrearchiveFile, PrearchiveSession
 
         deadline = time.monotonic() + 10  # (Success waits for the rows' commit: they are there already)
         while True:
-            sops = list(PrearchiveFile.objects.filter(session__tag=study_uid).values_list("sop_instance_uid",
+            sops = list(PrearchiveFile.objects.filter(session__tag__in=studies).values_list("sop_instance_uid",
                                                                                           flat=True))
             if len(sops) >= expected or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        sessions = list(PrearchiveSession.objects.filter(tag=study_uid))
+        sessions = list(PrearchiveSession.objects.filter(tag__in=studies))
         on_disk = sum(len(list((self.work / "prearchive" / s.relative_dir).rglob("*.dcm"))) for s in sessions)
         if len(sops) != expected or len(set(sops)) != len(sops) or on_disk != expected:
             return f"{len(set(sops))} instances in {len(sops)} rows, {on_disk} files, of {expected}"
@@ -302,6 +306,8 @@ class Command(BaseCommand):
                             help="Concurrent associations, comma-separated (above 1: one storescu per series).")
         parser.add_argument("--processes", default="1,2", help="run_dicom_scp --processes values to measure.")
         parser.add_argument("--rounds", type=int, default=3)
+        parser.add_argument("--sessions", type=int, default=1,
+                            help="1: one session; the number of series: each series a session (study) of its own.")
         parser.add_argument("--receivers", default="orthanc,xnatlite,bare",
                             help="Which receivers to run (orthanc, xnatlite, bare).")
         parser.add_argument("--sender", default=STORESCU, help="dcmtk storescu (full path).")
@@ -313,6 +319,8 @@ class Command(BaseCommand):
         wanted = {x.strip() for x in options["receivers"].split(",") if x.strip()}
         if not levels or any(n < 1 for n in levels) or not wanted or wanted - {"orthanc", "xnatlite", "bare"}:
             raise CommandError("--associations: numbers >= 1; --receivers: orthanc, xnatlite, bare")
+        if options["sessions"] not in (1, options["series"]):
+            raise CommandError("--sessions: 1 or the number of series")
         if any(n > 1 and n != options["series"] for n in levels):
             raise CommandError("above 1 association, one storescu per series: --associations must be --series")
         self.files = options["files"]
@@ -333,7 +341,9 @@ class Command(BaseCommand):
                 sides.append(Bare("bare", "bare pynetdicom SCP (writes files)", "BARESCP", work / "bare"))
             w(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             w(f"session: {options['files']} files of {len(_template(1)) / 1024:.0f} KB, {options['series']} "
-              f"series, {options['rounds']} rounds; sender {options['sender']} (TCP_NODELAY=1)")
+              f"series, {options['rounds']} rounds; sender {options['sender']} (TCP_NODELAY=1)"
+              + (f"; each series a session of its own ({options['sessions']} sessions)"
+                 if options["sessions"] > 1 else ""))
             w(self._durability(sides))
             for side in sides:
                 side.start()
@@ -341,8 +351,8 @@ class Command(BaseCommand):
                 self._level(work, sides, level, options)
             problems = []
             for side in sides:
-                for level, study in side.sent.items():
-                    wrong = side.stored(study, options["files"])
+                for level, studies in side.sent.items():
+                    wrong = side.stored(studies, options["files"])
                     if wrong:
                         problems.append(f"{side.name} at {level} association(s): {wrong}")
             if isinstance(sides[0], OrthancSide) and not problems:
@@ -384,9 +394,10 @@ class Command(BaseCommand):
         sessions = {}
         for side in sides:
             salt = int.from_bytes(os.urandom(3), "big")
+            split = options["sessions"] > 1
             sessions[side.name] = session_write(work / f"files-{side.name}-{level}", files=options["files"],
-                                                series=options["series"], salt=salt)
-            side.sent[level] = _uid(0, salt)
+                                                series=options["series"], salt=salt, sessions=options["sessions"])
+            side.sent[level] = [_uid(s if split else 0, salt) for s in range(options["series"] if split else 1)]
             side.seconds[level] = side.cpu[level] = 0.0
         rounds = max(1, options["rounds"])
         for r in range(rounds):
@@ -432,7 +443,8 @@ class Command(BaseCommand):
     def _cleanup(self, sides: list[Side]) -> None:
         from prearchive.models import IntakeRejection, PrearchiveSession
 
-        studies = [study for side in sides if isinstance(side, Xnatlite) for study in side.sent.values()]
+        studies = [study for side in sides if isinstance(side, Xnatlite) for sent in side.sent.values()
+                   for study in sent]
         if studies:
             PrearchiveSession.objects.filter(tag__in=studies).delete()
             IntakeRejection.objects.filter(study_instance_uid__in=studies).delete()
