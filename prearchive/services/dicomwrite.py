@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import struct
 
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
 
 from .headers import HeaderError, encapsulated_end
 
@@ -125,6 +127,16 @@ def _element_bytes(tag: int, elem, implicit: bool, encodings) -> bytes:
                     return _PACK_LONG(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, n) + value
                 if n <= 0xFFFF:
                     return _PACK_SHORT(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n) + value
+    else:
+        value = _text_value_bytes(elem, encodings)
+        if value is not None:
+            n, vr = len(value), elem.VR
+            if implicit:
+                return _PACK_IMPLICIT(tag >> 16, tag & 0xFFFF, n) + value
+            if vr in _LONG_VRS:
+                return _PACK_LONG(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, n) + value
+            if n <= 0xFFFF:
+                return _PACK_SHORT(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n) + value
     key = _sequence_key(elem, implicit, encodings) if elem.VR == "SQ" else None
     if key is not None:
         cached = _SEQUENCES.get(key)
@@ -139,6 +151,62 @@ def _element_bytes(tag: int, elem, implicit: bool, encodings) -> bytes:
         while len(_SEQUENCES) > 64:
             _SEQUENCES.pop(next(iter(_SEQUENCES)))
     return value
+
+
+# What pydicom's writers (write_string, write_UI, write_text, write_PN) write for a decoded text value that is
+# plain ASCII: the text (values joined by '\\'), padded to even length with a space (a NUL for UI). Every
+# character set DICOM names encodes ASCII as ASCII without escape sequences; the ones listed here are those
+# checked (tests/prearchive/test_dicomwrite.py compares with pydicom's own writer).
+_STRING_VRS = frozenset(("AE", "AS", "CS", "UI"))
+_TEXT_VRS = frozenset(("LO", "SH", "LT", "ST", "UT", "UC"))
+_PLAIN_ENCODINGS = frozenset(("iso8859", "latin_1", "utf_8", "iso8859_2", "iso8859_3", "iso8859_4", "iso8859_5",
+                              "iso8859_6", "iso8859_7", "iso8859_8", "iso8859_9", "iso8859_15"))
+
+
+def _first_encoding(encodings) -> str | None:
+    key = encodings if isinstance(encodings, str) else tuple(encodings or ())
+    found = _FIRST_ENCODING.get(key)
+    if found is None:
+        try:
+            found = convert_encodings(encodings or [default_encoding])[0]
+        except Exception:  # noqa: BLE001 - pydicom's writer says what is wrong with it
+            found = ""
+        if len(_FIRST_ENCODING) < 64:
+            _FIRST_ENCODING[key] = found
+    return found
+
+
+_FIRST_ENCODING: dict = {}
+
+
+def _text_value_bytes(elem, encodings) -> bytes | None:
+    """The value bytes pydicom writes for ``elem`` (a DataElement), or None where only pydicom can say."""
+    vr = elem.VR
+    if elem.is_undefined_length or (vr not in _STRING_VRS and vr not in _TEXT_VRS and vr != "PN"):
+        return None
+    if (vr in _TEXT_VRS or vr == "PN") and _first_encoding(encodings) not in _PLAIN_ENCODINGS:
+        return None  # ASCII is encoded by the first character set pydicom tries
+    value = elem.value
+    if value is None or (type(value) is str and value == ""):
+        return b""
+    if isinstance(value, MultiValue):
+        if vr == "PN" or not value or not all(type(v) in (str, UID) for v in value):
+            return None
+        text = "\\".join(value)
+    elif vr == "PN":
+        if type(value) is not PersonName or "=" in str(value):
+            return None
+        text = str(value)
+    elif type(value) in (str, UID):
+        text = value
+    else:
+        return None
+    if not text.isascii():
+        return None
+    raw = text.encode("ascii")
+    if len(raw) % 2:
+        raw += b"\x00" if vr == "UI" else b" "
+    return raw
 
 
 # The same small sequence of plain text items (the de-identification code the site script appends to every
@@ -220,7 +288,7 @@ def _meta_bytes(ds: Dataset, meta: FileMetaDataset, original: dict | None, befor
         write_file_meta_info(fp, file_meta, enforce_standard=True)
         return fp.getvalue()
     body = b"".join(_element_bytes(t, _resolved(meta, t, _unchanged(t, d[t], original, before)), False, "iso8859")
-                    for t in sorted(d) if t != 0x00020000)
+                    for t in sorted(d, key=int) if t != 0x00020000)
     return _PACK_LONG_UL(2, 0, b"UL", 4, len(body)) + body
 
 
@@ -228,6 +296,19 @@ def snapshot(ds: Dataset) -> tuple[dict, dict]:
     """(the dataset's elements, the file meta's elements) as they are now, for ``encode``."""
     meta = getattr(ds, "file_meta", None)
     return dict(ds._dict), dict(meta._dict) if meta is not None else {}
+
+
+_UIDS: dict[str, UID] = {}
+
+
+def _uid(text: str) -> UID:
+    """UID(text), kept per text (the transfer syntaxes: a handful)."""
+    uid = _UIDS.get(text)
+    if uid is None:
+        uid = UID(text)
+        if len(_UIDS) < 64:
+            _UIDS[text] = uid
+    return uid
 
 
 def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | None = None,
@@ -240,7 +321,7 @@ def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | N
     if not isinstance(meta, FileMetaDataset):
         return None
     tsyntax = _raw_str(meta, 0x00020010)
-    tsyntax = UID(tsyntax) if tsyntax else None
+    tsyntax = _uid(tsyntax) if tsyntax else None
     if not tsyntax or tsyntax.is_private or not tsyntax.is_transfer_syntax:
         return None
     if tsyntax == DeflatedExplicitVRLittleEndian or not tsyntax.is_little_endian:
@@ -250,7 +331,7 @@ def encode(ds: Dataset, raw: bytes | memoryview, end: int, *, original: dict | N
         return None
     if tuple(ds.original_encoding) != (implicit, True) or ds.original_character_set != ds._character_set:
         return None  # pydicom would re-encode every element: leave it to pydicom
-    tags = sorted(ds._dict)
+    tags = sorted(ds._dict, key=int)  # (int keys: BaseTag's own comparison is Python code, ~40 calls a file)
     if any(t >> 16 in (0, 2) for t in tags) or (tags and tags[-1] >= _PIXEL_TAGS[0]):
         return None
     preamble = getattr(ds, "preamble", None)

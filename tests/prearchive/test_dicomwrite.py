@@ -151,3 +151,43 @@ def test_a_file_as_the_receiver_hands_it_over():
     raw = fp.getvalue() + pn_encode(ds, True, True)
     expected, got = _both(raw)
     assert got == expected
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_decoded_text_elements_are_written_as_pydicom_writes_them():
+    """dicomwrite writes a decoded plain text value (what a script sets: UIDs, names, labels) itself; the
+    bytes are pydicom's write_data_element's for every VR, value shape, character set and encoding."""
+    import random
+
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    from prearchive.services import dicomwrite
+
+    rng = random.Random(11)
+    tags = {"UI": 0x00080018, "CS": 0x00080060, "AE": 0x00080054, "AS": 0x00101010, "LO": 0x00081030,
+            "SH": 0x00081010, "LT": 0x00104000, "ST": 0x00080081, "UT": 0x0040A160, "UC": 0x00080119,
+            "PN": 0x00100010, "DA": 0x00080020, "IS": 0x00200013}
+    values = ["", "a", "ab", "1.2.3", "Doe^Jane", "A^B=C^D", "P1 ", " x", "é", "a\\b", "x" * 70001]
+    values += ["".join(rng.choice("ab ^=.\\1é") for _ in range(rng.randrange(1, 9))) for _ in range(40)]
+    charsets = ["iso8859", "ISO_IR 100", "ISO_IR 192", ["", "ISO 2022 IR 87"], "ISO 2022 IR 13", "GB18030"]
+    fast = 0
+    for vr, tag in tags.items():
+        for value in values + [["a", "b"], ["1.2", "3.4"]]:
+            try:
+                elem = DataElement(tag, vr, value)
+            except Exception:  # noqa: BLE001 - pydicom refuses the value for this VR
+                continue
+            for charset in charsets:
+                for implicit in (False, True):
+                    expected = DicomBytesIO()
+                    expected.is_implicit_VR, expected.is_little_endian = implicit, True
+                    try:
+                        write_data_element(expected, elem, charset)
+                    except Exception:  # noqa: BLE001 - pydicom cannot write it: neither do we
+                        continue
+                    fast += dicomwrite._text_value_bytes(elem, charset) is not None
+                    assert dicomwrite._element_bytes(tag, elem, implicit, charset) == expected.getvalue(), \
+                        (vr, value, charset, implicit)
+    assert fast > 1000
