@@ -31,7 +31,7 @@ from prearchive.models import IntakeRejection, PrearchiveFile, PrearchiveSession
 
 from . import adapters, context, dicomwrite, fastheader, fastpath, residual, rowdoc, script_state, storage
 from .filenames import stored_file_name
-from .headers import HeaderError, file_fields, header_read, label_chars, scan_dir, uid
+from .headers import HeaderError, file_fields, header_read, label_chars, raw_strings, scan_dir, uid
 from .idle import idle_countdown_on_commit
 
 logger = logging.getLogger(__name__)
@@ -481,7 +481,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     arrived = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
     if script is not None:
         variables = {"project": project_id or UNASSIGNED, "subject": subject, "session": label,
-                     "modalityLabel": mapped_modality or str(ds.get("Modality", "") or "")}
+                     "modalityLabel": mapped_modality or _modality(ds)}
         try:
             before = dicomwrite.snapshot(ds) if file_bytes is not None else None
             rejected = adapters.script_apply(script, ds, variables=variables, run=state.run)
@@ -544,6 +544,14 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
     if echoes:
         script_state.session_notes_add(session_id=session_id, origin="site script", lines=echoes)
     return result
+
+
+def _modality(ds) -> str:
+    """``str(ds.get("Modality", "") or "")``, from the raw bytes when the value is a plain single one."""
+    values = raw_strings(ds, "Modality")
+    if values is not None and len(values) <= 1:
+        return values[0] if values else ""
+    return str(ds.get("Modality", "") or "")
 
 
 def _script_rerun(script, state, path: Path, raw: bytes | None, variables: dict[str, str], inflate_max: int):

@@ -36,6 +36,19 @@ def test_the_default_script_runs_with_project_subject_session(anon, project):
     assert b"Doe^Jane" not in path.read_bytes() and b"MRN9" not in path.read_bytes()
 
 
+@pytest.mark.parametrize("modality, expected", [("MR", "MR"), ("", "")])
+def test_the_site_script_sees_the_files_modality_as_modality_label(anon, modality, expected):
+    anon('version "6.1"\n(0008,103E) := modalityLabel\n')
+    ds = make_dataset()
+    if modality:
+        ds.Modality = modality
+    else:
+        del ds.Modality
+    assert receive(ds).status == "stored"
+    (path,) = stored_files()
+    assert pydicom.dcmread(path, stop_before_pixels=True).SeriesDescription == expected
+
+
 def test_prevent_anon_stores_the_file_unchanged(anon):
     anon('version "6.1"\n(0010,0010) := "X"\n')
     src = incoming(make_dataset(PatientName="Keep^Me"))
