@@ -67,7 +67,7 @@ class Supervisor:
 
     def __init__(self, *, processes: int, command: list[str], say: Callable[[str], None]):
         self.command, self.say = command, say
-        self.children = [_Child(slot=n + 1) for n in range(processes)]
+        self.children = [_Child(slot=n + 1, delay=BACKOFF_FIRST) for n in range(processes)]
         self._lock = threading.Lock()
         self._announced: dict[int, str] = {}
         self._stopping = False
@@ -128,10 +128,10 @@ class Supervisor:
             return
         if now - child.started >= BACKOFF_RESET_AFTER:
             child.delay = BACKOFF_FIRST
-        logger.error("DICOM receiver process %d (pid %d) ended (%s); started again in %.0f s", child.slot,
+        logger.error("DICOM receiver process %d (pid %d) ended (%s); started again in %g s", child.slot,
                      popen.pid, _ended_how(popen.returncode), child.delay)
         self.say(f"receiver process {child.slot} (pid {popen.pid}) ended ({_ended_how(popen.returncode)}); "
-                 f"started again in {child.delay:.0f} s")
+                 f"started again in {child.delay:g} s")
         child.restart_at = now + child.delay
         child.delay = min(child.delay * 2, BACKOFF_MAX)
 
