@@ -7,7 +7,7 @@ The receivers (issue 17):
 - ``xnatlite-pN``: ``run_dicom_scp --processes N`` on the configured database (PostgreSQL) with the site's
   default anonymization script, one per ``--processes`` value;
 - ``bare``: a bare pynetdicom storage SCP that only writes each dataset's bytes to a file (upload/bench_scp.py).
-The sender is dcmtk's storescu with TCP_NODELAY=1: at 1 association one storescu sends the session; at 4, one
+The sender is dcmtk's storescu with TCP_NODELAY=1 (Orthanc, built on dcmtk, gets it too): at 1 association one storescu sends the session; at 4, one
 storescu per series, at once. Every receiver gets fresh files (its own session: new UIDs, the same pixels),
 ``--files`` of them (``--series`` series) per association count, sent in ``--rounds`` rounds; in each round
 every receiver gets its part in turn, the order rotated round by round, so that a machine busy with other work
@@ -227,16 +227,23 @@ class Bare(Side):
 
 
 class OrthancSide(Side):
+    sync: bool = True  # Orthanc's default: fsync of every file written
+
     def start(self) -> None:
         self.http = _free_port()
         config = {"Name": "bench", "StorageDirectory": str(self.work / "storage"),
                   "IndexDirectory": str(self.work / "index"), "HttpPort": self.http, "DicomPort": self.port,
                   "DicomAet": self.ae_title, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
                   "Plugins": [], "HttpServerEnabled": True}
+        if not self.sync:
+            config["SyncStorageArea"] = False
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "orthanc.json").write_text(json.dumps(config))
         log = self.work / "orthanc.log"
-        self.proc = _start([ORTHANC, str(self.work / "orthanc.json")], env=dict(os.environ), log=log)
+        # Orthanc's DICOM server is Debian's dcmtk, which leaves Nagle's algorithm on unless TCP_NODELAY is set
+        # in its environment (TESTING.md): each response would wait for a delayed ACK (~20 files/s).
+        self.proc = _start([ORTHANC, str(self.work / "orthanc.json")], env=dict(os.environ, TCP_NODELAY="1"),
+                           log=log)
 
         def up() -> bool:
             try:
@@ -311,6 +318,8 @@ class Command(BaseCommand):
         parser.add_argument("--receivers", default="orthanc,xnatlite,bare",
                             help="Which receivers to run (orthanc, xnatlite, bare).")
         parser.add_argument("--sender", default=STORESCU, help="dcmtk storescu (full path).")
+        parser.add_argument("--orthanc-no-fsync", action="store_true",
+                            help="Orthanc with SyncStorageArea false (not its default; as xnatlite's PREARCHIVE_FSYNC off).")
 
     def handle(self, *args, **options):
         if not os.access(options["sender"], os.X_OK):
@@ -330,7 +339,9 @@ class Command(BaseCommand):
         try:
             if "orthanc" in wanted:
                 version = orthanc_ensure()
-                sides.append(OrthancSide("orthanc", version, "ORTHANC", work / "orthanc"))
+                orthanc = OrthancSide("orthanc", version, "ORTHANC", work / "orthanc")
+                orthanc.sync = not options["orthanc_no_fsync"]
+                sides.append(orthanc)
             if "xnatlite" in wanted:
                 for n in (int(x) for x in options["processes"].split(",") if x.strip()):
                     side = Xnatlite(f"xnatlite-p{n}", f"xnatlite (run_dicom_scp --processes {n})", "XNATLITE",
@@ -374,7 +385,10 @@ class Command(BaseCommand):
         """What each receiver makes durable before its Success (they differ: the figures depend on it)."""
         parts = []
         if any(isinstance(s, OrthancSide) for s in sides):
-            parts.append("Orthanc: its defaults (SyncStorageArea: fsync of each file, SQLite index)")
+            if all(s.sync for s in sides if isinstance(s, OrthancSide)):
+                parts.append("Orthanc: its defaults (SyncStorageArea: fsync of each file, SQLite index)")
+            else:
+                parts.append("Orthanc: its defaults but SyncStorageArea false (no fsync of the files; SQLite index)")
         if any(isinstance(s, Xnatlite) for s in sides):
             settings_db = {}
             if connection.vendor == "postgresql":
