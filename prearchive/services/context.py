@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.signals import post_delete, post_save
 
 TTL = 1.0
@@ -72,9 +72,10 @@ def _load() -> Snapshot:
 
 def snapshot() -> Snapshot:
     global _cached
-    if connection.in_atomic_block:
+    conn = connections[DEFAULT_DB_ALIAS]  # one look-up of the thread's connection, not two
+    if conn.in_atomic_block:
         return _load()
-    key = connection.settings_dict.get("NAME", "")
+    key = conn.settings_dict.get("NAME", "")
     now = time.monotonic()
     cached = _cached
     if cached is not None and cached[1] == key and now - cached[0] < TTL:
