@@ -168,8 +168,9 @@ def _site_grants(project_id: str | None) -> tuple[dict[str, dict[str, str]], boo
     Read at most once a second per process (intake asks for every file), dropped at once when this
     process saves or deletes a lookup table or the site configuration; inside a transaction (tests, a
     caller's atomic block) always read fresh, as prearchive.services.context does for its snapshot."""
-    from django.db import connection
+    from django.db import DEFAULT_DB_ALIAS, connections
 
+    connection = connections[DEFAULT_DB_ALIAS]  # looked up once (each django.db.connection.x is a look-up)
     key = (connection.settings_dict.get("NAME", ""), project_id)
     now = time.monotonic()
     hit = None if connection.in_atomic_block else _tables_cache.get(key)
