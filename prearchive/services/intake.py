@@ -8,7 +8,8 @@ so that a C-STORE handler can answer a failure status and the sender keeps its d
 Fail closed on PHI: when the site-wide anonymization script is enabled and fails on a file, that file is
 not stored at all. It is rejected with a reason, counted on its session (``anon_failed_count``) and listed
 as an IntakeRejection; the builder then puts the session in ERROR with that reason, so the admin sees it.
-Logs and reasons carry UIDs and counts only.
+Reasons carry UIDs and counts only; logs carry codes, session numbers and counts, never a UID (before the
+site script it is the patient's own).
 """
 from __future__ import annotations
 
@@ -312,7 +313,8 @@ def _reject(*, path: Path, code: str, reason: str, source: str, study_uid: str =
             PrearchiveSession.objects.filter(pk=session_id).update(**{c: F(c) + 1 for c in counters})
             session = PrearchiveSession.objects.filter(pk=session_id).first()
             uri = session.uri if session else ""
-    logger.info("intake rejected a file: %s (study %s, instance %s)", code, study_uid or "-", sop_uid or "-")
+    # No UIDs in the log: before the site script they are the patient's own identifiers (PHI).
+    logger.info("intake rejected a file: %s (session %s)", code, session_id if session_id is not None else "-")
     return IntakeResult(REJECTED, session_id=session_id, reason=reason, uri=uri, sop_instance_uid=sop_uid)
 
 
@@ -468,8 +470,7 @@ def _receive(*, path: Path, source: str, params: dict[str, str], calling_aet: st
         filters=series_filters_for(project_id=project_id, snap=snap), dataset=ds)
     if not accepted:
         path.unlink(missing_ok=True)
-        logger.info("intake filtered instance %s of study %s", shown.get("sop_uid", "-"),
-                    shown.get("study_uid", "-"))
+        logger.info("intake filtered a file (project %s)", project_id or "-")
         return _filtered(key=key, source=source, shown=shown, reason=reason)
 
     # 4. The site-wide anonymization script (fail closed).
@@ -595,7 +596,7 @@ def _session_get_or_create(*, key: tuple, values: dict[str, Any]) -> PrearchiveS
             if existing is not None:
                 return existing
             continue
-        logger.info("prearchive session %s created for study %s", session.pk, tag)
+        logger.info("prearchive session %s created in project %s", session.pk, project_id or "-")
         rowdoc.row_document_write_on_commit(session_id=session.pk)
         idle_countdown_on_commit(session.pk)
         if values.get("source") == "dicom":

@@ -265,7 +265,7 @@ def _session_from_folder(project_id, timestamp, folder_name, folder: Path) -> Pr
         return None
     name = label_chars(folder_name)[:64]
     if PrearchiveSession.objects.filter(project_id=project_id, tag=study, name=name).exists():
-        logger.warning("prearchive reload: study %s already has a session named like this folder", study)
+        logger.warning("prearchive reload: a session of this folder's study is named like it; left alone")
         return None
     now = timezone.now()
     return PrearchiveSession.objects.create(

@@ -126,3 +126,24 @@ def test_a_runaway_expression_is_refused_without_hanging(site):
     assert time.monotonic() - started < 10
     assert result.status == "filtered"
     assert not files_on_disk()
+
+
+def test_intake_logs_no_uid_of_a_stored_filtered_or_rejected_file(site, caplog):
+    """With the site script off the original UIDs are the patient's: intake's log lines name codes, session
+    numbers and projects, never a study or instance UID (they used to name both)."""
+    import logging
+
+    from pydicom.uid import generate_uid
+
+    caplog.set_level(logging.DEBUG)
+    site_filter(site, "blacklist", "LOCALIZER\n")
+    study = generate_uid()
+    files = [make_dataset(StudyInstanceUID=study, SeriesDescription="T1"),
+             make_dataset(StudyInstanceUID=study, SeriesDescription="localizer"),
+             make_dataset(StudyInstanceUID=study, PatientComments="Session:" + "x" * 100)]
+    results = [receive(ds) for ds in files]
+    assert [r.status for r in results] == ["stored", "filtered", "rejected"]
+    assert "prearchive session" in caplog.text and "intake filtered" in caplog.text
+    assert "intake rejected" in caplog.text
+    for uid in [study] + [str(ds.SOPInstanceUID) for ds in files]:
+        assert uid not in caplog.text
