@@ -85,13 +85,17 @@ _TAGS = {keyword: tag_for_keyword(keyword) for keyword in HEADER_TAGS}
 
 
 def _element_texts(ds: Dataset, tag: int, encoding: str) -> list[str]:
-    """The values of one element as text, from its raw bytes when it was not decoded yet."""
+    """The values of one element as text, from its raw bytes when it was not decoded yet; none when they do
+    not decode (a value that does not decode is not a value to remember)."""
     elem = ds._dict.get(tag)
     if elem is None:
         return []
-    if type(elem) is RawDataElement:
-        return _raw_texts(elem.value, encoding) if elem.value else []
-    return _texts(elem.value)
+    try:
+        if type(elem) is RawDataElement:
+            return _raw_texts(elem.value, encoding) if elem.value else []
+        return _texts(elem.value)
+    except Exception:  # noqa: BLE001 - see above
+        return []
 
 
 def fingerprints_of(ds: Dataset, *, uids: bool = True) -> dict[str, set[str]]:
@@ -113,11 +117,7 @@ def fingerprints_of(ds: Dataset, *, uids: bool = True) -> dict[str, set[str]]:
                     _PRINTS_MEMO.popitem(last=False)
     if uids:
         for keyword in UIDS:
-            try:
-                texts = _element_texts(ds, _TAGS[keyword], encoding)
-            except Exception:  # noqa: BLE001 - a value that does not decode is not a value to remember
-                continue
-            for text in texts:
+            for text in _element_texts(ds, _TAGS[keyword], encoding):
                 prints.setdefault(keyword, set()).add(_digest(text))
     return prints
 
@@ -125,11 +125,7 @@ def fingerprints_of(ds: Dataset, *, uids: bool = True) -> dict[str, set[str]]:
 def _identifying_prints(ds: Dataset, encoding: str) -> dict[str, set[str]]:
     prints: dict[str, set[str]] = {}
     for keyword in IDENTIFYING:
-        try:
-            texts = _element_texts(ds, _TAGS[keyword], encoding)
-        except Exception:  # noqa: BLE001 - a value that does not decode is not a value to remember
-            continue
-        for text in texts:
+        for text in _element_texts(ds, _TAGS[keyword], encoding):
             digests = prints.setdefault(keyword, set())
             digests.add(_digest(text))
             digests.update(_digest(p) for p in _parts(text))
@@ -307,11 +303,7 @@ class ResidualCheck:
         kept = set()
         encoding = _encoding(ds)
         for category, tag in UIDS.items():
-            try:
-                texts = _element_texts(ds, tag, encoding)
-            except Exception:  # noqa: BLE001
-                continue
-            for text in texts:
+            for text in _element_texts(ds, tag, encoding):
                 if self._digest(text) in self.uid_digests[category]:
                     kept.add(category)
         return kept
