@@ -191,7 +191,12 @@ def _scan_files(request: HttpRequest, project_id: str, label: str, scan_id: str)
     return session, scan, files
 
 
-def _png(data: bytes) -> HttpResponse:
+def _scan_png(*, session, scan, kind: str, sources, render) -> HttpResponse:
+    """A cached rendering of a scan as PNG; 204 when its files give no image."""
+    try:
+        data = scan_image_cached(session=session, scan=scan, kind=kind, sources=sources, render=render)
+    except (ValueError, OSError):
+        return HttpResponse(status=204)
     response = HttpResponse(data, content_type="image/png")
     response["Cache-Control"] = "private, max-age=300"
     return response
@@ -205,12 +210,8 @@ def scan_snapshot(request: HttpRequest, project_id: str, label: str, scan_id: st
     session, scan, files = _scan_files(request, project_id, label, scan_id)
     full = request.GET.get("size") == "full"
     middle = files[len(files) // 2]
-    try:
-        return _png(scan_image_cached(session=session, scan=scan, kind="full" if full else "snapshot",
-                                      sources=[middle],
-                                      render=lambda: thumbnail_png(middle, size=FULL_SIZE if full else THUMB_SIZE)))
-    except (ValueError, OSError):
-        return HttpResponse(status=204)
+    return _scan_png(session=session, scan=scan, kind="full" if full else "snapshot", sources=[middle],
+                     render=lambda: thumbnail_png(middle, size=FULL_SIZE if full else THUMB_SIZE))
 
 
 @login_required
@@ -218,11 +219,8 @@ def scan_montage(request: HttpRequest, project_id: str, label: str, scan_id: str
     from prearchive.review_dicom import montage_png
 
     session, scan, files = _scan_files(request, project_id, label, scan_id)
-    try:
-        return _png(scan_image_cached(session=session, scan=scan, kind="montage", sources=files,
-                                      render=lambda: montage_png(files)))
-    except (ValueError, OSError):
-        return HttpResponse(status=204)
+    return _scan_png(session=session, scan=scan, kind="montage", sources=files,
+                     render=lambda: montage_png(files))
 
 
 @login_required
