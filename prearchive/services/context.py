@@ -2,9 +2,16 @@
 
 A snapshot holds the site settings intake uses and every project's ID, aliases and series filter. It is
 refreshed after ``TTL`` seconds and dropped at once when this process saves or deletes a SiteConfig,
-Project or ProjectAlias (signals), so other processes see a change within a second. Inside a transaction
-(``connection.in_atomic_block``: tests, or a caller's own atomic block) it is not used at all: reads are
-fresh, as they would be without it.
+Project or ProjectAlias (signals; also when a Django setting changes), so other processes see a change within a second.
+
+Inside a transaction (``connection.in_atomic_block``: tests, or a caller's own atomic block) a snapshot is
+kept apart, by the same rules, and only for as long as the transaction (or savepoint) that read it is open:
+with it, a no-op marker is registered with ``transaction.on_commit``; Django drops that marker when the
+transaction commits or rolls back, or when the savepoint it was registered in rolls back, and a snapshot
+whose marker is gone is never used again. So a value read inside a transaction that is rolled back is never
+seen after it, and a change saved inside the transaction is seen at once (the signals drop the snapshot).
+A bulk ``QuerySet.update()`` sends no signal: as outside a transaction, it is seen within ``TTL``, or at
+once after :func:`invalidate`.
 """
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.core.signals import setting_changed
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.signals import post_delete, post_save
 
 TTL = 1.0
@@ -47,6 +55,8 @@ class Snapshot:
 
 _lock = threading.Lock()
 _cached: tuple[float, str, Snapshot] | None = None
+# In a transaction: per thread, (time, database name, the connection, its on_commit marker, snapshot).
+_in_tx = threading.local()
 
 
 def _load() -> Snapshot:
@@ -74,7 +84,7 @@ def snapshot() -> Snapshot:
     global _cached
     conn = connections[DEFAULT_DB_ALIAS]  # one look-up of the thread's connection, not two
     if conn.in_atomic_block:
-        return _load()
+        return _snapshot_in_transaction(conn)
     key = conn.settings_dict.get("NAME", "")
     now = time.monotonic()
     cached = _cached
@@ -86,10 +96,30 @@ def snapshot() -> Snapshot:
     return fresh
 
 
+def _snapshot_in_transaction(conn) -> Snapshot:
+    key = conn.settings_dict.get("NAME", "")
+    now = time.monotonic()
+    held = getattr(_in_tx, "held", None)
+    if (held is not None and held[1] == key and held[2] is conn and now - held[0] < TTL
+            and _generation == held[5]
+            and any(entry[1] is held[3] for entry in reversed(conn.run_on_commit))):
+        return held[4]
+    fresh = _load()
+    marker = lambda: None  # noqa: E731 - a new function each time: its identity marks this snapshot
+    transaction.on_commit(marker, using=DEFAULT_DB_ALIAS)
+    _in_tx.held = (now, key, conn, marker, fresh, _generation)
+    return fresh
+
+
+_generation = 0  # counts invalidations: a snapshot read in a transaction (any thread's) is kept only while
+# no save, delete or settings change happened since
+
+
 def invalidate(**kwargs) -> None:
-    global _cached
+    global _cached, _generation
     with _lock:
         _cached = None
+        _generation += 1
 
 
 def _connect() -> None:
@@ -99,6 +129,7 @@ def _connect() -> None:
         post_save.connect(invalidate, sender=model, weak=False, dispatch_uid=f"prearchive.ctx.save.{model.__name__}")
         post_delete.connect(invalidate, sender=model, weak=False,
                             dispatch_uid=f"prearchive.ctx.delete.{model.__name__}")
+    setting_changed.connect(invalidate, weak=False, dispatch_uid="prearchive.ctx.setting")
 
 
 _connect()
