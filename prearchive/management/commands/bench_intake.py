@@ -9,7 +9,16 @@
    timing, as a route would have written them), with ``prevent_anon`` so both sides do the same work; with
    ``--with-anon`` also through the site-wide script, against a bare read/apply/write loop. A row for every
    file is checked after each timed part.
-4. Build: a synthetic session of N instance rows (default 10,000) built by the session builder; prints
+4. With ``--receiver-threads 1,4``: the DICOM receiver's intake without the network. Each thread is one
+   association: it hands its files' bytes to ``dicom_file_receive(data=..., row_writer=rowbatch.writer_get())``
+   one after another, exactly as the C-STORE handler does (its Success would come only once the call returned,
+   that is once the file's row is committed), with the site's own settings (its anonymization script
+   included). One session of ``--receiver-files`` fresh 130 KB MR files in 4 series (bench_receive's files)
+   per round; with 4 threads each sends one series. Thread counts alternate over ``--rounds`` rounds; files/s
+   and the process's CPU time per file (every thread, the row writer's included; PostgreSQL's not) are
+   printed per thread count, and every file is checked to be stored once with its row. ``--profile FILE``
+   writes a cProfile of the receiver rounds (every thread) to FILE. ``--receiver-only`` skips 1-3 and 5.
+5. Build: a synthetic session of N instance rows (default 10,000) built by the session builder; prints
    tracemalloc's peak for the build and the process's peak RSS.
 Everything is made in a temporary prearchive root and removed afterwards, database rows included.
 """
@@ -61,6 +70,12 @@ class Command(BaseCommand):
         parser.add_argument("--instances", type=int, default=10_000, help="instances in the build benchmark")
         parser.add_argument("--size", type=int, default=256, help="rows and columns of each image")
         parser.add_argument("--with-anon", action="store_true", help="also time intake through the site script")
+        parser.add_argument("--receiver-threads", default="",
+                            help="comma-separated association counts for the receiver's intake, e.g. 1,4")
+        parser.add_argument("--receiver-files", type=int, default=600, help="files a round of the receiver part")
+        parser.add_argument("--rounds", type=int, default=3, help="rounds of each receiver thread count")
+        parser.add_argument("--receiver-only", action="store_true", help="only the receiver part")
+        parser.add_argument("--profile", default="", help="cProfile of the receiver rounds into this file")
 
     def handle(self, *args, **opts):
         work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
@@ -69,6 +84,12 @@ class Command(BaseCommand):
         Path(settings.UPLOAD_TMP_ROOT).mkdir(parents=True)
         created: list[int] = []
         try:
+            threads = [int(t) for t in opts["receiver_threads"].split(",") if t.strip()]
+            if threads:
+                self._receiver(work, threads, files=opts["receiver_files"], rounds=opts["rounds"],
+                               profile=opts["profile"])
+            if opts["receiver_only"]:
+                return
             corpus = self._corpus(work / "corpus", opts["files"], opts["size"])
             # Interleaved in chunks, so that a busy machine slows both sides alike.
             bare_s = intake_s = bare_cpu = intake_cpu = 0.0
@@ -182,6 +203,89 @@ class Command(BaseCommand):
         if PrearchiveFile.objects.count() - rows_before != len(staged):
             raise SystemExit("intake did not write a row for every file it stored")
         return len(staged) / elapsed, sorted(ids)
+
+    def _receiver(self, work: Path, levels: list[int], *, files: int, rounds: int, profile: str) -> None:
+        """Part 4 of the module docstring."""
+        import os
+        import threading
+
+        from django.db import connection
+
+        from prearchive.models import PrearchiveFile, PrearchiveSession
+        from prearchive.services import intake, rowbatch
+        from upload.management.commands.bench_receive import session_write
+
+        seconds = {n: 0.0 for n in levels}
+        cpu = {n: 0.0 for n in levels}
+        profiles: list = []
+        self.stdout.write(f"receiver part: {files} files a round, {rounds} rounds, threads {levels}, "
+                          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        with mock.patch.object(intake, "idle_countdown_on_commit", lambda session_id: None):
+            for r in range(rounds):
+                for n in levels:
+                    series = session_write(work / f"receiver{r}-{n}", files=files, series=4)
+                    data = [[p.read_bytes() for p in paths] for paths in series]
+                    shutil.rmtree(work / f"receiver{r}-{n}")
+                    flat = sum(data, [])
+                    shares = data if n == len(data) else [flat[k::n] for k in range(n)]
+                    failures: list[str] = []
+                    ids: set[int] = set()
+
+                    def association(share: list[bytes]) -> None:
+                        mine = None
+                        if profile:  # cProfile sees one thread: one profiler each, merged below
+                            import cProfile
+
+                            mine = cProfile.Profile()
+                            mine.enable()
+                        try:
+                            for blob in share:
+                                result = intake.dicom_file_receive(data=blob, source="dicom", calling_aet="BENCH",
+                                                                   called_aet="XNATLITE",
+                                                                   row_writer=rowbatch.writer_get())
+                                if not result.ok:
+                                    failures.append(result.reason)
+                                ids.add(result.session_id)
+                        except Exception as exc:  # noqa: BLE001 - said below
+                            failures.append(type(exc).__name__)
+                        finally:
+                            connection.close()
+                            if mine is not None:
+                                mine.disable()
+                                profiles.append(mine)
+
+                    workers = [threading.Thread(target=association, args=(share,)) for share in shares]
+                    before, start = time.process_time(), time.perf_counter()
+                    for t in workers:
+                        t.start()
+                    for t in workers:
+                        t.join()
+                    seconds[n] += time.perf_counter() - start
+                    cpu[n] += time.process_time() - before
+                    if failures:
+                        raise SystemExit(f"the receiver's intake refused files: {failures[:3]}")
+                    rows = PrearchiveFile.objects.filter(session_id__in=ids).count()
+                    stored = sum(1 for _ in Path(settings.PREARCHIVE_ROOT).rglob("*.dcm"))
+                    PrearchiveSession.objects.filter(pk__in=ids).delete()
+                    shutil.rmtree(settings.PREARCHIVE_ROOT, ignore_errors=True)
+                    Path(settings.UPLOAD_TMP_ROOT).mkdir(parents=True)
+                    if len(ids) != 1 or rows != files or stored != files:
+                        raise SystemExit(f"receiver part: {len(ids)} sessions, {rows} rows, {stored} files "
+                                         f"for {files} files sent")
+        rowbatch.writer_stop()
+        for n in levels:
+            total = files * rounds
+            self.stdout.write(f"receiver intake, {n} association{'s' if n > 1 else ''}: "
+                              f"{total / seconds[n]:.1f} files/s (CPU {1000 * cpu[n] / total:.3f} ms a file)")
+        self.stdout.write(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+                          "every file stored once with its row")
+        if profiles:
+            import pstats
+
+            stats = pstats.Stats(profiles[0])
+            for more in profiles[1:]:
+                stats.add(more)
+            stats.dump_stats(profile)
 
     def _build(self, instances: int, created: list[int]) -> tuple[int, float]:
         from pydicom.uid import generate_uid
