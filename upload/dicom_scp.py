@@ -1,33 +1,31 @@
 """The DICOM receiver: C-ECHO and C-STORE (every storage SOP class, the common transfer syntaxes).
 
-Thin, per STYLE §6.4: ``handle_store`` hands intake the file as pynetdicom's ``event.encoded_dataset()``
-would give it (preamble, file meta, the dataset's bytes as received; nothing decoded) and maps the outcome
-to a DIMSE status. It answers Success only when the file is in the prearchive or was deliberately dropped
-(a series import filter or the site script's reject); otherwise a failure status, so the sender keeps the
-file and can retry. On PostgreSQL the
+Thin, per STYLE §6.4: the network side is xnatlite's own upper layer (upload/dul.py); ``handle_store``
+hands intake the file as pynetdicom's ``event.encoded_dataset()`` would give it (preamble, file meta, the
+dataset's bytes as received; nothing decoded) and maps the outcome to a DIMSE status. It answers Success
+only when the file is in the prearchive or was deliberately dropped (a series import filter or the site
+script's reject); otherwise a failure status, so the sender keeps the file and can retry. On PostgreSQL the
 rows of files for sessions already known are written together within DICOM_RECEIVER_ROW_BATCH_SECONDS,
 the session row locked from before the file goes into its folder until they are (prearchive/services/
 rowbatch.py).
 """
 from __future__ import annotations
 
+import functools
 import logging
-import queue
-import selectors
-import socket
 import struct
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from django.conf import settings
 from django.db import close_old_connections, connection, connections
-from pynetdicom import (ALL_TRANSFER_SYNTAXES, AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION,
-                        AllStoragePresentationContexts, evt)
+from pynetdicom import (ALL_TRANSFER_SYNTAXES, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION,
+                        AllStoragePresentationContexts)
 from pynetdicom.sop_class import Verification
-from pynetdicom.transport import ThreadedAssociationServer
+
+from . import dul
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +105,6 @@ def file_head(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -
     return _PREAMBLE + struct.pack("<HH2sHL", 2, 0, b"UL", 4, len(body)) + body
 
 
-def encoded_file(event) -> bytes:
-    """``event.encoded_dataset()``, with the file meta from ``file_head`` and one copy of the dataset."""
-    request = event.request
-    head = file_head(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID, event.context.transfer_syntax)
-    with request.DataSet.getbuffer() as dataset:
-        return b"".join((head, dataset))
-
-
 _local = threading.local()
 CONNECTION_CHECK_SECONDS = 1.0
 
@@ -130,22 +120,24 @@ def _connections_refresh() -> None:
         _local.checked = now
 
 
-def handle_store(event, config: ReceiverConfig) -> int:
-    """EVT_C_STORE."""
+def handle_store(association: dul.Association, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
+                 dataset: Sequence[memoryview], config: ReceiverConfig) -> int:
+    """A C-STORE's dataset, as the upper layer received it: intake gets the file that pynetdicom's
+    ``event.encoded_dataset()`` would have given (preamble, file meta, the dataset's bytes as received;
+    nothing decoded), joined once, and the outcome becomes the DIMSE status."""
     from prearchive.services import rowbatch
     from prearchive.services.intake import IntakeError, dicom_file_receive
 
     _connections_refresh()
     try:
-        data = encoded_file(event)
-    except Exception:  # noqa: BLE001 - a dataset pynetdicom cannot hand over
-        logger.warning("C-STORE: the dataset could not be read from the association")
+        data = b"".join((file_head(sop_class_uid, sop_instance_uid, transfer_syntax), *dataset))
+    except Exception:  # noqa: BLE001 - UIDs that cannot be a file meta
+        logger.warning("C-STORE: the request's UIDs cannot make a file meta")
         return CANNOT_UNDERSTAND
-    assoc = event.assoc
     try:
         # The bytes go straight to intake: written once, at their final place, never read back from disk.
-        result = dicom_file_receive(data=data, source="dicom", calling_aet=assoc.requestor.ae_title.strip(),
-                                    called_aet=assoc.acceptor.ae_title.strip(), receiver=config.receiver,
+        result = dicom_file_receive(data=data, source="dicom", calling_aet=association.calling_ae,
+                                    called_aet=association.called_ae, receiver=config.receiver,
                                     row_writer=rowbatch.writer_get())
     except IntakeError:
         _local.checked = 0.0  # check the connection again before the next file
@@ -156,194 +148,41 @@ def handle_store(event, config: ReceiverConfig) -> int:
     return _status_for(result)
 
 
-def handle_echo(event) -> int:
-    return SUCCESS
-
-
-def handle_conn_open(event) -> None:
-    """Nagle off: every C-STORE response goes out at once (TESTING.md: ~20 files/s otherwise)."""
-    try:
-        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (AttributeError, OSError):
-        pass
-
-
-def handle_assoc_end(event) -> None:
+def association_end() -> None:
     """The association's thread is ending: close its database connection."""
     if not connection.in_atomic_block:
         connections.close_all()
         _local.checked = 0.0
 
 
-# Connections and associations. pynetdicom gives every accepted connection an association thread and a DUL
-# thread that polls its socket about every millisecond, and counts it against its association limit, whether
-# or not the peer ever sends a request: 70 idle sockets took the slots and, through the interpreter lock, the
-# CPU of real senders. Here a connection waits in GatedServer's one selector thread, with no thread of its
-# own, until its first bytes arrive (then pynetdicom takes it), for at most ACSE_TIMEOUT seconds; at most
+# Connections and associations (upload/dul.py): a connection waits in the server's one selector thread,
+# with no thread of its own, until its first bytes arrive, for at most ACSE_TIMEOUT seconds; at most
 # MAX_WAITING wait at once (a new one closes the one waiting longest). MAX_ASSOCIATIONS counts associations
-# whose request came (AssociationLimit): beyond it a request gets A-ASSOCIATE-RJ "local limit exceeded"
-# (transient) at once. An association idle for NETWORK_TIMEOUT seconds is aborted.
+# whose request came: beyond it a request gets A-ASSOCIATE-RJ "local limit exceeded" (transient) at once.
+# An association idle for NETWORK_TIMEOUT seconds is aborted. Read on every use (tests change them).
 MAX_ASSOCIATIONS = 64
 MAX_WAITING = 256
 ACSE_TIMEOUT = 10
 NETWORK_TIMEOUT = 60
-DIMSE_TIMEOUT = 60
+
+_ABSTRACT_SYNTAXES = frozenset([c.abstract_syntax for c in AllStoragePresentationContexts] + [Verification])
+_TRANSFER_SYNTAXES = frozenset(ALL_TRANSFER_SYNTAXES)
 
 
-class AssociationLimit:
-    """At most ``limit`` associations at once among those that sent their request (one receiver)."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.lock = threading.Lock()
-        self.working: set[int] = set()
-
-    def requested(self, event) -> None:
-        with self.lock:
-            if len(self.working) < self.limit:
-                self.working.add(id(event.assoc))
-                return
-        logger.warning("DICOM receiver: %d associations at once; one more refused (local limit)", self.limit)
-        event.assoc.acse.send_reject(0x02, 0x03, 0x02)  # transient, service provider, local limit exceeded
-        event.assoc.kill()
-
-    def ended(self, event) -> None:
-        with self.lock:
-            self.working.discard(id(event.assoc))
+def _limits() -> dul.Limits:
+    return dul.Limits(max_associations=MAX_ASSOCIATIONS, max_waiting=MAX_WAITING, acse_timeout=ACSE_TIMEOUT,
+                      network_timeout=NETWORK_TIMEOUT)
 
 
-class GatedServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server (made through ``AE.make_server``), with a longer listen queue and
-    accepted connections held in one selector until they send something (see above)."""
-
-    request_queue_size = 128
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._incoming: queue.SimpleQueue = queue.SimpleQueue()
-        self._waiting: OrderedDict = OrderedDict()  # socket -> (client address, deadline)
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._gate_stop = threading.Event()
-        self._gate = threading.Thread(target=self._gate_run, name="DicomGate", daemon=True)
-        self._gate.start()
-
-    def process_request(self, request, client_address) -> None:  # socketserver's hook, in the accept loop
-        self._incoming.put((request, client_address))
-        self._wake()
-
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:
-            pass
-
-    def _gate_run(self) -> None:
-        while not self._gate_stop.is_set():
-            deadline = next(iter(self._waiting.values()))[1] if self._waiting else None
-            timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-            for key, _ in self._selector.select(timeout):
-                if key.fileobj is self._wake_r:
-                    try:
-                        while self._wake_r.recv(4096):
-                            pass
-                    except OSError:
-                        pass
-                    continue
-                sock = key.fileobj
-                address, _ = self._waiting.pop(sock)
-                self._selector.unregister(sock)
-                self._hand_over(sock, address)
-            now = time.monotonic()
-            while True:
-                try:
-                    sock, address = self._incoming.get_nowait()
-                except queue.Empty:
-                    break
-                self._waiting[sock] = (address, now + ACSE_TIMEOUT)
-                self._selector.register(sock, selectors.EVENT_READ)
-            while self._waiting and (len(self._waiting) > MAX_WAITING
-                                     or next(iter(self._waiting.values()))[1] <= now):
-                sock, _ = self._waiting.popitem(last=False)
-                self._selector.unregister(sock)
-                self.shutdown_request(sock)
-        for sock in list(self._waiting):
-            self.shutdown_request(sock)
-        self._waiting.clear()
-
-    def _hand_over(self, sock, address) -> None:
-        try:
-            if sock.recv(1, socket.MSG_PEEK) == b"":  # the peer left without a word
-                self.shutdown_request(sock)
-                return
-            super().process_request(sock, address)
-        except Exception:  # noqa: BLE001 - as socketserver does with a request that fails
-            self.handle_error(sock, address)
-            self.shutdown_request(sock)
-
-    def shutdown(self) -> None:
-        self._gate_stop.set()
-        self._wake()
-        super().shutdown()
-        self._gate.join(timeout=5)
-
-
-class SharedPortServer(GatedServer):
-    """GatedServer whose listening socket has SO_REUSEPORT: several receiver processes (run_dicom_scp
-    --processes) bind the same port and the kernel spreads the incoming connections over them."""
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
-
-
-def build_ae(config: ReceiverConfig) -> AE:
-    ae = AE(ae_title=config.ae_title)
-    for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
-    ae.require_called_aet = True
-    if config.whitelist:
-        ae.require_calling_aet = list(config.whitelist)
-    # AssociationLimit counts associations; pynetdicom's own limit (every connection it holds) is a backstop.
-    ae.maximum_associations = 2 * MAX_ASSOCIATIONS
-    ae.network_timeout = NETWORK_TIMEOUT
-    ae.acse_timeout = ACSE_TIMEOUT
-    ae.dimse_timeout = DIMSE_TIMEOUT
-    ae.maximum_pdu_size = 0  # no limit on what we accept
-    return ae
-
-
-def handlers_for(config: ReceiverConfig) -> list:
-    limit = AssociationLimit(MAX_ASSOCIATIONS)
-    return [
-        (evt.EVT_REQUESTED, limit.requested),
-        (evt.EVT_RELEASED, limit.ended),
-        (evt.EVT_ABORTED, limit.ended),
-        (evt.EVT_CONN_CLOSE, limit.ended),
-        (evt.EVT_C_STORE, handle_store, [config]),
-        (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_CONN_OPEN, handle_conn_open),
-        (evt.EVT_RELEASED, handle_assoc_end),
-        (evt.EVT_ABORTED, handle_assoc_end),
-    ]
-
-
-def server_start(config: ReceiverConfig, *, address: str, shared_port: bool = False):
-    """Start one receiver (non-blocking); returns the pynetdicom server. ``shared_port``: other processes
-    serve the same port (SO_REUSEPORT)."""
-    ae = build_ae(config)
-    # AE.start_server(block=False), with GatedServer for ThreadedAssociationServer (AE.make_server's server_class).
-    server = ae.make_server((address, config.port), evt_handlers=handlers_for(config),
-                            server_class=SharedPortServer if shared_port else GatedServer)
-    threading.Thread(target=server.serve_forever, name=f"AcceptorServer@{config.port}", daemon=True).start()
-    ae._servers.append(server)  # as start_server does: AE.shutdown() stops it too
-    try:
-        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
+def server_start(config: ReceiverConfig, *, address: str, shared_port: bool = False) -> dul.Server:
+    """Start one receiver (non-blocking); returns its server (``.shutdown()``). ``shared_port``: other
+    processes serve the same port (SO_REUSEPORT): the kernel spreads the incoming connections over them."""
+    policy = dul.Policy(ae_title=config.ae_title, whitelist=config.whitelist,
+                        abstract_syntaxes=_ABSTRACT_SYNTAXES, transfer_syntaxes=_TRANSFER_SYNTAXES,
+                        implementation_uid=PYNETDICOM_IMPLEMENTATION_UID,
+                        implementation_version=PYNETDICOM_IMPLEMENTATION_VERSION, limits=_limits)
+    server = dul.Server(address=address, port=config.port, policy=policy, shared_port=shared_port,
+                        store=functools.partial(handle_store, config=config), association_end=association_end)
     logger.info("DICOM receiver %s listening on %s:%s", config.ae_title, address, config.port)
     return server
 

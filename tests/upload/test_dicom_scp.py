@@ -289,36 +289,6 @@ def test_file_head_is_byte_for_byte_pynetdicoms_file_meta(transfer_syntax, insta
     assert dicom_scp.file_head(MRImageStorage, instance_uid, transfer_syntax) == expected
 
 
-def test_the_receiver_hands_intake_what_encoded_dataset_gives():
-    """Over a real association: encoded_file(event) == event.encoded_dataset(), and it reads back as the
-    dataset that was sent."""
-    from pynetdicom import evt
-
-    seen = []
-
-    def handle(event):
-        seen.append((dicom_scp.encoded_file(event), event.encoded_dataset()))
-        return 0x0000
-
-    port = free_port()
-    server = dicom_scp.build_ae(ReceiverConfig.default(ae_title="XNATLITE", port=port)).start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle)])
-    try:
-        assoc = associate(port)
-        sent = make_dataset(StudyInstanceUID="1.2.3.4.5", SOPInstanceUID="1.2.3.4.5.6.7")
-        assert assoc.send_c_store(sent).Status == 0
-        assoc.release()
-    finally:
-        server.shutdown()
-    (ours, theirs), = seen
-    assert ours == theirs
-    import io
-
-    back = pydicom.dcmread(io.BytesIO(ours))
-    assert back.SOPInstanceUID == "1.2.3.4.5.6.7" and back.file_meta.MediaStorageSOPInstanceUID == "1.2.3.4.5.6.7"
-    assert back.PixelData == sent.PixelData
-
-
 REACTOR_LATE_SECONDS = 0.3   # the SCU's reactor thread, once woken, runs again only this much later
 SENDER_LATE_SECONDS = 1.0    # the SCU's sending thread, once a response is there, takes it only this much later
 
