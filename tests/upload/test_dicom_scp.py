@@ -263,7 +263,8 @@ def test_run_dicom_scp_serves_the_admins_receivers_and_follows_changes(service_e
         assert echo(gated_port, "GATED") == 0
         assert echo(gated_port, "GATED", calling="INTRUDER") != 0
         DicomReceiver.objects.create(ae_title="LATER", port=new_port)
-        receiver.wait_for(f"listening on 127.0.0.1:{new_port}", timeout=10)
+        # The supervisor's line (every child listens), not one child's log line: then disabled, both stop it.
+        receiver.wait_for(f"\nDICOM receiver LATER listening on 127.0.0.1:{new_port}", timeout=10)
         assert echo(new_port, "LATER") == 0
         DicomReceiver.objects.filter(port=new_port).update(enabled=False)
         receiver.wait_for(f"port {new_port} stopped", timeout=10)
