@@ -23,6 +23,8 @@ from prearchive.models import PrearchiveFile, PrearchiveSession
 
 _SQL: str | None = None
 _MANY_SQL: str | None = None
+_LOCK_SQL: str | None = None
+_INSERT_SQL: str | None = None
 _FIELDS: list = []
 _MISSING = object()
 _PLAIN: list[tuple[type, ...]] = []
@@ -65,7 +67,7 @@ def session_match_sql() -> str:
 
 
 def _build_sql() -> str:
-    global _SQL, _MANY_SQL, _FIELDS
+    global _SQL, _MANY_SQL, _FIELDS, _LOCK_SQL, _INSERT_SQL
     q = connection.ops.quote_name
     s_table, f_table = q(PrearchiveSession._meta.db_table), q(PrearchiveFile._meta.db_table)
     _FIELDS = [f for f in PrearchiveFile._meta.concrete_fields if not f.primary_key and f.attname != "session_id"]
@@ -80,6 +82,9 @@ def _build_sql() -> str:
         touch + f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, {marks} FROM s {conflict} "
         "RETURNING 1) SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins)"
     )
+    # The lone association's two statements (``session_lock``, ``row_insert``), in one transaction.
+    _LOCK_SQL = f"UPDATE {s_table} SET {q('lastmod')} = %s WHERE {session_match_sql()} RETURNING {q('id')}"
+    _INSERT_SQL = (f"INSERT INTO {f_table} ({columns}) VALUES (%s, {marks}) {conflict} RETURNING 1")
     # The same for many files of one session: one array parameter per column, zipped by unnest, so the
     # statement text (and its server-side plan) is the same whatever the number of files.
     arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in _FIELDS)
@@ -136,6 +141,54 @@ def touch_and_insert_many(*, session_id: int, key: tuple, timestamp: str, folder
         cursor.execute(_MANY_SQL, params, prepare=True)
         touched, inserted = cursor.fetchone()
     return bool(touched), set(inserted or ())
+
+
+def session_lock(*, session_id: int, key: tuple, timestamp: str, folder: str, now: datetime):
+    """BEGIN, then lock the session's row (bump ``lastmod``) if it is still what the fast path may touch;
+    waits for a job or another writer holding it. Returns the open transaction's cursor, or None (the row
+    changed: rolled back). Every path out of an open transaction ends with ``transaction_end``."""
+    if _LOCK_SQL is None:
+        _build_sql()
+    project_id, tag, name = key
+    conn = connections[DEFAULT_DB_ALIAS]
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        cursor = _prepared_cursor(conn)
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute(_LOCK_SQL, [now, session_id, project_id, tag, name, timestamp, folder], prepare=True)
+            if cursor.fetchone() is not None:
+                return cursor
+        except BaseException:
+            transaction_end(cursor, commit=False)
+            raise
+    transaction_end(cursor, commit=False)
+    return None
+
+
+def row_insert(cursor, *, session_id: int, sop_uid: str, row: dict[str, Any]) -> bool:
+    """The file's row in ``session_lock``'s transaction: True if inserted, False if the instance is there."""
+    values = dict(row, sop_instance_uid=sop_uid)
+    params: list[Any] = [session_id]
+    for f, plain in zip(_FIELDS, _PLAIN):
+        params.append(_prep(f, plain, values.get(f.attname, _MISSING)))
+    with connections[DEFAULT_DB_ALIAS].wrap_database_errors:
+        cursor.execute(_INSERT_SQL, params, prepare=True)
+        return cursor.fetchone() is not None
+
+
+def transaction_end(cursor, *, commit: bool) -> None:
+    """COMMIT (synchronous: the row is durable when it returns) or ROLLBACK ``session_lock``'s transaction.
+    A failed ROLLBACK closes the connection (the server ends the transaction with it)."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    if commit:
+        with conn.wrap_database_errors:
+            cursor.execute("COMMIT")
+        return
+    try:
+        cursor.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - a broken connection: a new one next time
+        conn.close()
 
 
 def _prepared_cursor(conn):

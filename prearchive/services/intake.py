@@ -689,6 +689,15 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
         if group is not None and not group.accepts(pk, sop_uid):
             group.flush()  # another copy of this instance waits: its row first, then this one replaces it
         placed = storage.session_dir(_relative_dir(key[0], timestamp, folder_name)) / relative
+        if (row_writer is not None and group is None and data is not None and not connection.in_atomic_block
+                and row_writer.alone()):
+            stored = _store_alone(path=path, data=data, key=key, pk=pk, timestamp=timestamp, folder=folder_name,
+                                  now=now, sop_uid=sop_uid, row=row, placed=placed)
+            if stored is not None:
+                return stored
+            # Nothing placed: the general path (the session changed, or another copy is there).
+            return _store_general(path=path, data=data, key=key, values=values, sop_uid=sop_uid,
+                                  relative=relative, row=row, now=now, placed=None, replacing=False)
         # The receiver's writer: the session's row is locked until the writer commits this file's row.
         pin = (row_writer.pinned(pk=pk, key=key, timestamp=timestamp, folder=folder_name, sop_uid=sop_uid, now=now)
                if row_writer is not None and group is None else nullcontext(False))
@@ -719,6 +728,37 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
                                 sop_instance_uid=sop_uid)
     return _store_general(path=path, data=data, key=key, values=values, sop_uid=sop_uid, relative=relative,
                           row=row, now=now, placed=placed, replacing=replacing)
+
+
+def _store_alone(*, path: Path, data: bytes | None, key: tuple, pk: int, timestamp: str, folder: str, now,
+                 sop_uid: str, row: dict[str, Any], placed: Path) -> IntakeResult | None:
+    """A lone association's file (rowbatch.RowWriter.alone): the session's row locked, the file renamed into
+    place, its row inserted, COMMIT, all in this thread's one transaction, so a job claiming the session at
+    any moment waits for the commit and then sees the file and its row (or, claimed first, this file goes the
+    general way). None when nothing was placed and the general path must decide: the session is not the one
+    hinted or not receiving, or a file of that name (another copy of the instance) is there already."""
+    cursor = fastpath.session_lock(session_id=pk, key=key, timestamp=timestamp, folder=folder, now=now)
+    if cursor is None:
+        return None
+    new_file = False
+    try:
+        if placed.exists():  # a copy of this instance: the general path replaces it (and its row)
+            fastpath.transaction_end(cursor, commit=False)
+            return None
+        new_file = True
+        _place(path, data, placed)
+        if not fastpath.row_insert(cursor, session_id=pk, sop_uid=sop_uid, row=row):
+            fastpath.transaction_end(cursor, commit=False)  # the instance is stored under another name
+            placed.unlink(missing_ok=True)
+            return None
+        fastpath.transaction_end(cursor, commit=True)
+    except BaseException:
+        # Also when COMMIT itself fails: no committed row names the file (as in _store_general).
+        fastpath.transaction_end(cursor, commit=False)
+        if new_file:
+            placed.unlink(missing_ok=True)
+        raise
+    return IntakeResult(STORED, session_id=pk, uri=_uri(key[0], timestamp, folder), sop_instance_uid=sop_uid)
 
 
 def _uri(project_id: str | None, timestamp: str, folder_name: str) -> str:

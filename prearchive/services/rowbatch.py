@@ -22,6 +22,13 @@ sender sends it again), while its row is kept and retried every second. If the r
 is in its folder without a row: builds, archives and start-up recovery adopt such files (reload.py,
 ``session_files_adopt``); they are never deleted. While rows wait for a retry, nothing new is pinned, so the
 receiver answers every new file on the per-file path: a failure status if the database is still away.
+
+A lone association (``alone()``: no other thread has handed a file to this writer for ``ALONE_SECONDS``, and
+nothing is pinned or waiting) gains nothing from batching and would pay two thread hand-offs and the writer's
+round trips for each file. Its thread writes the file's row in a transaction of its own instead, in the same
+order: the session's row locked first (the same conditional UPDATE), then the file renamed into place, then
+the row, then COMMIT, and only then Success (intake ``_store_alone``). A job claiming the session waits for
+that commit exactly as it waits for the writer's.
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 CONNECTION_CHECK_SECONDS = 1.0  # close_old_connections() at most this often (each costs a round trip, below)
 PIN_WAIT_SECONDS = 10.0
+ALONE_SECONDS = 1.0  # another association seen this recently: files go through the writer (batched)
 COMMIT_WAIT_SECONDS = 30.0  # an association's thread gives up on its row's commit (failure status) after this
 
 
@@ -59,8 +67,9 @@ class _PinRequest:
 class RowWriter:
     """See the module docstring. ``pinned()`` and ``add()`` are called from the associations' threads."""
 
-    def __init__(self, *, max_age: float = 0.1, max_rows: int = 100):
-        self.max_age, self.max_rows = max_age, max_rows
+    def __init__(self, *, max_age: float = 0.1, max_rows: int = 100, lone_path: bool = True):
+        self.max_age, self.max_rows, self.lone_path = max_age, max_rows, lone_path
+        self._seen: dict[int, float] = {}     # thread -> when it last asked ``alone`` (monotonic)
         self._cv = threading.Condition()
         self._requests: deque[_PinRequest] = deque()
         self._pins: set[int] = set()          # sessions locked by the open transaction
@@ -77,6 +86,23 @@ class RowWriter:
         self._thread.start()
 
     # ------------------------------------------------------------------ the associations' side
+
+    def alone(self) -> bool:
+        """True when the calling thread is the only one using the writer (see the module docstring): its
+        file then goes in by its own transaction. Only a matter of speed: both ways keep every guarantee."""
+        if not self.lone_path:
+            return False
+        now = time.monotonic()
+        me = threading.get_ident()
+        with self._cv:
+            seen = self._seen
+            seen[me] = now
+            if len(seen) > 1:
+                for ident, when in list(seen.items()):
+                    if now - when > ALONE_SECONDS:
+                        del seen[ident]
+            return (len(seen) == 1 and not self._stopping and not self._retry and not self._pins
+                    and not self._pending and not self._requests and not self._holders)
 
     @contextmanager
     def pinned(self, *, pk: int, key: tuple, timestamp: str, folder: str, sop_uid: str, now) -> Iterator[bool]:

@@ -28,6 +28,7 @@ def writer():
     made = []
 
     def make(**kwargs) -> rowbatch.RowWriter:
+        kwargs.setdefault("lone_path", False)  # the writer's own path, also for one sender (lone ones below)
         made.append(rowbatch.RowWriter(**kwargs))
         return made[-1]
 
@@ -268,3 +269,81 @@ def test_the_writers_connection_is_checked_at_most_once_a_second(site, writer):
         took = time.monotonic() - started
     assert rows() == 9
     assert checks.call_count <= 1 + int(took / rowbatch.CONNECTION_CHECK_SECONDS), (checks.call_count, took)
+
+
+# ------------------------------------------------------------------- a lone association (RowWriter.alone)
+def test_a_lone_association_commits_each_row_in_its_own_transaction_before_success(site, writer):
+    w = writer(lone_path=True, max_age=5.0)
+    study = session_begun(w)
+    with mock.patch.object(fastpath, "touch_and_insert_many") as many, \
+            mock.patch.object(fastpath, "row_insert", wraps=fastpath.row_insert) as lone:
+        for n in range(5):
+            assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
+            assert in_thread(rows) == n + 2  # committed before the answer
+    assert lone.call_count == 5 and many.call_count == 0 and not w._pins
+    assert {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
+
+
+def test_a_job_claiming_the_session_during_a_lone_file_waits_for_its_commit(site, writer):
+    w = writer(lone_path=True)
+    study = session_begun(w)
+    pk = PrearchiveSession.objects.get().pk
+    real = fastpath.row_insert
+
+    def slow(cursor, **kwargs):  # the file is in its folder, its row not yet written
+        time.sleep(0.5)
+        return real(cursor, **kwargs)
+
+    out: list = []
+
+    def sender():
+        try:
+            out.append(send(make_dataset(StudyInstanceUID=study), w).status)
+        finally:
+            connection.close()
+
+    with mock.patch.object(fastpath, "row_insert", side_effect=slow):
+        t = threading.Thread(target=sender)
+        t.start()
+        wait_until(lambda: len(files_in_tree()) == 2, timeout=10, every=0.01, what="the file in its folder")
+        started = time.monotonic()
+        claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
+        waited = time.monotonic() - started
+        rows_when_claimed = PrearchiveFile.objects.filter(session_id=pk).count()
+        t.join(30)
+    assert out == ["stored"]
+    assert claimed == 1 and rows_when_claimed == 2 and waited > 0.2
+
+
+def test_a_lone_file_for_a_session_claimed_first_goes_the_general_way(site, writer):
+    w = writer(lone_path=True)
+    study = session_begun(w)
+    session = PrearchiveSession.objects.get()
+    PrearchiveSession.objects.filter(pk=session.pk).update(status=Status.BUILDING)  # a job got there first
+    with mock.patch.object(fastpath, "row_insert", wraps=fastpath.row_insert) as lone:
+        assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
+    assert lone.call_count == 0  # the locking UPDATE matched nothing: nothing placed the lone way
+    session.refresh_from_db()
+    assert session.status == Status.RECEIVING_INTERRUPT and rows() == 2  # as any late file (reference §7)
+    assert {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
+
+
+def test_a_lone_file_whose_row_fails_is_not_left_in_its_folder_nor_acknowledged(site, writer):
+    w = writer(lone_path=True)
+    study = session_begun(w)
+    with mock.patch.object(fastpath, "row_insert", side_effect=OperationalError("the database is away")):
+        with pytest.raises(intake.IntakeError):
+            send(make_dataset(StudyInstanceUID=study), w)
+    assert rows() == 1 and len(files_in_tree()) == 1
+    assert PrearchiveSession.objects.get().status == Status.RECEIVING
+    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored" and rows() == 2  # and goes on
+
+
+def test_a_second_association_sends_files_through_the_writer_again(site, writer, monkeypatch):
+    monkeypatch.setattr(rowbatch, "ALONE_SECONDS", 0.3)
+    w = writer(lone_path=True)
+    assert w.alone()
+    assert in_thread(w.alone) is False  # another thread: both batch through the writer
+    assert not w.alone()
+    time.sleep(0.4)  # the other one went quiet
+    assert w.alone()
