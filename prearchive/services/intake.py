@@ -689,8 +689,9 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
         if group is not None and not group.accepts(pk, sop_uid):
             group.flush()  # another copy of this instance waits: its row first, then this one replaces it
         placed = storage.session_dir(_relative_dir(key[0], timestamp, folder_name)) / relative
-        if (row_writer is not None and group is None and data is not None and not connection.in_atomic_block
-                and row_writer.alone()):
+        # Every file that could use the writer asks (alone() also counts the associations), bytes or not.
+        lone = row_writer is not None and group is None and not connection.in_atomic_block and row_writer.alone()
+        if lone and data is not None:
             stored = _store_alone(path=path, data=data, key=key, pk=pk, timestamp=timestamp, folder=folder_name,
                                   now=now, sop_uid=sop_uid, row=row, placed=placed)
             if stored is not None:
@@ -730,17 +731,22 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
                           row=row, now=now, placed=placed, replacing=replacing)
 
 
-def _store_alone(*, path: Path, data: bytes | None, key: tuple, pk: int, timestamp: str, folder: str, now,
+def _store_alone(*, path: Path, data: bytes, key: tuple, pk: int, timestamp: str, folder: str, now,
                  sop_uid: str, row: dict[str, Any], placed: Path) -> IntakeResult | None:
     """A lone association's file (rowbatch.RowWriter.alone): the session's row locked, the file renamed into
     place, its row inserted, COMMIT, all in this thread's one transaction, so a job claiming the session at
     any moment waits for the commit and then sees the file and its row (or, claimed first, this file goes the
     general way). None when nothing was placed and the general path must decide: the session is not the one
-    hinted or not receiving, or a file of that name (another copy of the instance) is there already."""
+    hinted or not receiving, or a file of that name (another copy of the instance) is there already.
+
+    Failures: before COMMIT, the transaction is rolled back and the new file removed (nothing of it stays).
+    A failed COMMIT has an unknown outcome (the connection may have dropped after the server committed), so
+    the file stays: a committed row never names a missing file, and a file without a row is adopted by
+    builds and start-up recovery (reload.py), or replaced by the sender's resend. No Success either way."""
     cursor = fastpath.session_lock(session_id=pk, key=key, timestamp=timestamp, folder=folder, now=now)
     if cursor is None:
         return None
-    new_file = False
+    new_file = committing = False
     try:
         if placed.exists():  # a copy of this instance: the general path replaces it (and its row)
             fastpath.transaction_end(cursor, commit=False)
@@ -748,14 +754,15 @@ def _store_alone(*, path: Path, data: bytes | None, key: tuple, pk: int, timesta
         new_file = True
         _place(path, data, placed)
         if not fastpath.row_insert(cursor, session_id=pk, sop_uid=sop_uid, row=row):
-            fastpath.transaction_end(cursor, commit=False)  # the instance is stored under another name
+            # The instance has a row naming another file (another scan folder): the general path replaces it.
+            fastpath.transaction_end(cursor, commit=False)
             placed.unlink(missing_ok=True)
             return None
+        committing = True
         fastpath.transaction_end(cursor, commit=True)
     except BaseException:
-        # Also when COMMIT itself fails: no committed row names the file (as in _store_general).
         fastpath.transaction_end(cursor, commit=False)
-        if new_file:
+        if new_file and not committing:
             placed.unlink(missing_ok=True)
         raise
     return IntakeResult(STORED, session_id=pk, uri=_uri(key[0], timestamp, folder), sop_instance_uid=sop_uid)

@@ -347,3 +347,93 @@ def test_a_second_association_sends_files_through_the_writer_again(site, writer,
     assert not w.alone()
     time.sleep(0.4)  # the other one went quiet
     assert w.alone()
+
+
+def paused_before_row(target_thread: str):
+    """A ``fastpath.row_insert`` that, on ``target_thread``, stops after the file went into its folder and
+    before its row (the worst moment for a job): returns (patch, reached, release)."""
+    real = fastpath.row_insert
+    reached, release = threading.Event(), threading.Event()
+
+    def row_insert(cursor, **kwargs):
+        if threading.current_thread().name == target_thread and not release.is_set():
+            reached.set()
+            assert release.wait(20)
+        return real(cursor, **kwargs)
+
+    return mock.patch.object(fastpath, "row_insert", side_effect=row_insert), reached, release
+
+
+def test_a_second_association_arriving_mid_stream_joins_the_writer(site, writer):
+    """A is alone and inside its own transaction (file in place, row not yet) when B starts on the same
+    session: B's pin cannot be had (A holds the row), B's file waits for A's commit on the per-file path;
+    from then on both go through the writer, every Success with its row committed."""
+    w = writer(max_age=5.0, lone_path=True)
+    study = session_begun(w)
+    pk = PrearchiveSession.objects.get().pk
+    patch, reached, release = paused_before_row("A")
+    out: dict = {"A": [], "B": []}
+    unseen: list = []
+
+    def association(name, n):
+        try:
+            for _ in range(n):
+                result = send(make_dataset(StudyInstanceUID=study), w)
+                if not in_thread(lambda: PrearchiveFile.objects.filter(
+                        session_id=pk, sop_instance_uid=result.sop_instance_uid).exists()):
+                    unseen.append(name)  # a Success for a row nobody else can see
+                out[name].append(result.status)
+        finally:
+            connection.close()
+
+    with patch, mock.patch.object(w, "_commit", wraps=w._commit) as commits:
+        a = threading.Thread(target=association, args=("A", 6), name="A")
+        a.start()
+        assert reached.wait(20)
+        b = threading.Thread(target=association, args=("B", 6), name="B")
+        b.start()
+        b.join(1.0)
+        assert b.is_alive() and out["B"] == []  # B's first file waits for A's row lock
+        release.set()
+        a.join(60)
+        b.join(60)
+    assert not a.is_alive() and not b.is_alive()
+    assert out == {"A": ["stored"] * 6, "B": ["stored"] * 6} and unseen == []
+    assert commits.call_count >= 1  # the files after B came went through the writer
+    assert rows() == 13 and len(files_in_tree()) == 13
+    assert {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
+
+
+def test_a_lone_file_whose_commit_outcome_is_unknown_keeps_its_file(site, writer):
+    """The connection drops after the server committed: no Success (the sender resends), and the row
+    that did land must not name a missing file."""
+    w = writer(max_age=5.0, lone_path=True)
+    study = session_begun(w)
+    real = fastpath.transaction_end
+
+    def transaction_end(cursor, *, commit):
+        real(cursor, commit=commit)
+        if commit:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    ds = make_dataset(StudyInstanceUID=study)
+    with mock.patch.object(fastpath, "transaction_end", side_effect=transaction_end):
+        with pytest.raises(intake.IntakeError):
+            send(ds, w)
+    assert rows() == 2
+    assert {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
+    assert send(ds, w).status == "duplicate"  # the sender's resend: the instance once
+    assert rows() == 2 and len(files_in_tree()) == 2
+
+
+def test_an_association_handing_over_a_file_by_path_counts_as_another_one(site, writer):
+    """Every file that could use the writer registers its thread, whatever form it comes in: a second
+    association that passes a path (no bytes) still ends the first one's lone path."""
+    w = writer(lone_path=True, max_age=5.0)
+    study = session_begun(w)
+    assert w.alone()
+    result = in_thread(lambda: intake.dicom_file_receive(path=incoming(make_dataset(StudyInstanceUID=study)),
+                                                         source="dicom", row_writer=w))
+    assert result.status == "stored"
+    assert not w.alone()  # two associations within ALONE_SECONDS: both go through the writer
+    assert rows() == 2 and len(files_in_tree()) == 2

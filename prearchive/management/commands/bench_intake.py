@@ -18,6 +18,8 @@
    and the process's CPU time per file (every thread, the row writer's included; PostgreSQL's not) are
    printed per thread count, and every file is checked to be stored once with its row. ``--profile FILE``
    writes a cProfile of the receiver rounds (every thread) to FILE. ``--receiver-only`` skips 1-3 and 5.
+   ``--lone-path both`` alternates each thread count's rounds with the row writer's lone-association path
+   (rowbatch ``RowWriter.alone``) off and on, to compare them in one run (``off``: the writer only).
 5. Build: a synthetic session of N instance rows (default 10,000) built by the session builder; prints
    tracemalloc's peak for the build and the process's peak RSS.
 Everything is made in a temporary prearchive root and removed afterwards, database rows included.
@@ -76,6 +78,8 @@ class Command(BaseCommand):
         parser.add_argument("--rounds", type=int, default=3, help="rounds of each receiver thread count")
         parser.add_argument("--receiver-only", action="store_true", help="only the receiver part")
         parser.add_argument("--profile", default="", help="cProfile of the receiver rounds into this file")
+        parser.add_argument("--lone-path", default="on", choices=["on", "off", "both"],
+                            help="the row writer's lone-association path (both: alternating rounds, off first)")
 
     def handle(self, *args, **opts):
         work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
@@ -87,7 +91,7 @@ class Command(BaseCommand):
             threads = [int(t) for t in opts["receiver_threads"].split(",") if t.strip()]
             if threads:
                 self._receiver(work, threads, files=opts["receiver_files"], rounds=opts["rounds"],
-                               profile=opts["profile"])
+                               profile=opts["profile"], lone=opts["lone_path"])
             if opts["receiver_only"]:
                 return
             corpus = self._corpus(work / "corpus", opts["files"], opts["size"])
@@ -204,7 +208,8 @@ class Command(BaseCommand):
             raise SystemExit("intake did not write a row for every file it stored")
         return len(staged) / elapsed, sorted(ids)
 
-    def _receiver(self, work: Path, levels: list[int], *, files: int, rounds: int, profile: str) -> None:
+    def _receiver(self, work: Path, threads: list[int], *, files: int, rounds: int, profile: str,
+                  lone: str = "on") -> None:
         """Part 4 of the module docstring."""
         import os
         import threading
@@ -215,17 +220,23 @@ class Command(BaseCommand):
         from prearchive.services import intake, rowbatch
         from upload.management.commands.bench_receive import session_write
 
+        ways = {"on": [True], "off": [False], "both": [False, True]}[lone]
+        levels = [(n, way) for n in threads for way in ways]
         seconds = {n: 0.0 for n in levels}
         cpu = {n: 0.0 for n in levels}
         profiles: list = []
-        self.stdout.write(f"receiver part: {files} files a round, {rounds} rounds, threads {levels}, "
+        self.stdout.write(f"receiver part: {files} files a round, {rounds} rounds, threads {threads}, lone path {lone}, "
                           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         with mock.patch.object(intake, "idle_countdown_on_commit", lambda session_id: None):
             for r in range(rounds):
-                for n in levels:
+                for level in levels:
+                    n, way = level
                     series = session_write(work / f"receiver{r}-{n}", files=files, series=4)
                     data = [[p.read_bytes() for p in paths] for paths in series]
                     shutil.rmtree(work / f"receiver{r}-{n}")
+                    writer = rowbatch.writer_get()
+                    if writer is not None:
+                        writer.lone_path = way
                     flat = sum(data, [])
                     shares = data if n == len(data) else [flat[k::n] for k in range(n)]
                     failures: list[str] = []
@@ -260,8 +271,8 @@ class Command(BaseCommand):
                         t.start()
                     for t in workers:
                         t.join()
-                    seconds[n] += time.perf_counter() - start
-                    cpu[n] += time.process_time() - before
+                    seconds[level] += time.perf_counter() - start
+                    cpu[level] += time.process_time() - before
                     if failures:
                         raise SystemExit(f"the receiver's intake refused files: {failures[:3]}")
                     rows = PrearchiveFile.objects.filter(session_id__in=ids).count()
@@ -273,10 +284,12 @@ class Command(BaseCommand):
                         raise SystemExit(f"receiver part: {len(ids)} sessions, {rows} rows, {stored} files "
                                          f"for {files} files sent")
         rowbatch.writer_stop()
-        for n in levels:
+        for level in levels:
+            n, way = level
             total = files * rounds
-            self.stdout.write(f"receiver intake, {n} association{'s' if n > 1 else ''}: "
-                              f"{total / seconds[n]:.1f} files/s (CPU {1000 * cpu[n] / total:.3f} ms a file)")
+            self.stdout.write(f"receiver intake, {n} association{'s' if n > 1 else ''}"
+                              f"{'' if lone != 'both' else ', lone path ' + ('on' if way else 'off')}: "
+                              f"{total / seconds[level]:.1f} files/s (CPU {1000 * cpu[level] / total:.3f} ms a file)")
         self.stdout.write(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
                           "every file stored once with its row")
         if profiles:
