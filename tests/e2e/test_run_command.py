@@ -108,5 +108,6 @@ def test_run_command_serves_admin_with_every_seed_setting(running_xnatlite, brow
     # A bad value is refused with the reason and the old value stays.
     page.fill("#id_session_xml_rebuilder_repeat", "0")
     page.click("input[name=_continue]")
+    page.wait_for_selector(".errorlist")  # the answer page, not the one being left (its body reads empty)
     assert "greater than or equal to 1" in page.inner_text("body")
     screenshot(page, "admin-site-settings-error")

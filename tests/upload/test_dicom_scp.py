@@ -225,7 +225,8 @@ def test_two_receiver_processes_each_keep_statuses_whitelist_routing_and_reload(
         assert PrearchiveFile.objects.filter(session__tag="1.2.3.77.1").count() == sent[default_port]
 
         DicomReceiver.objects.create(ae_title="LATER", port=new_port)
-        proc.wait_for(f"listening on 127.0.0.1:{new_port}", timeout=20)  # said once both processes listen
+        # The supervisor's line, said once both processes listen (not one child's log line).
+        proc.wait_for(f"\nDICOM receiver LATER listening on 127.0.0.1:{new_port}", timeout=20)
         for _ in range(4):
             assoc = associate(new_port, called="LATER")
             assert assoc.is_established
