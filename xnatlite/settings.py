@@ -155,6 +155,9 @@ DICOM_BIND_ADDRESS = env.str("DICOM_BIND_ADDRESS", default="127.0.0.1")
 # prearchive/services/rowbatch.py), waiting at most this many seconds for more; each C-STORE is answered
 # only once its own row is committed. 0 commits each row on its own.
 DICOM_RECEIVER_ROW_BATCH_SECONDS = env.float("DICOM_RECEIVER_ROW_BATCH_SECONDS", default=0.1)
+# Every association writes its files' rows in its own transactions (the session row in share mode), not
+# through the one row writer (prearchive/services/rowbatch.py).
+DICOM_RECEIVER_OWN_TRANSACTIONS = env.bool("DICOM_RECEIVER_OWN_TRANSACTIONS", default=True)
 # fsync each received file's bytes before it is renamed into place and its row written
 # (prearchive/services/storage.py). Off by default: a killed process or a database crash loses nothing
 # either way (files without a row are adopted); a power loss or kernel crash is not covered without it (and

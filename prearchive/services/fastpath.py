@@ -24,6 +24,7 @@ from prearchive.models import PrearchiveFile, PrearchiveSession
 _SQL: str | None = None
 _MANY_SQL: str | None = None
 _LOCK_SQL: str | None = None
+_SHARE_SQL: str | None = None
 _INSERT_SQL: str | None = None
 _FIELDS: list = []
 _MISSING = object()
@@ -67,7 +68,7 @@ def session_match_sql() -> str:
 
 
 def _build_sql() -> str:
-    global _SQL, _MANY_SQL, _FIELDS, _LOCK_SQL, _INSERT_SQL
+    global _SQL, _MANY_SQL, _FIELDS, _LOCK_SQL, _INSERT_SQL, _SHARE_SQL
     q = connection.ops.quote_name
     s_table, f_table = q(PrearchiveSession._meta.db_table), q(PrearchiveFile._meta.db_table)
     _FIELDS = [f for f in PrearchiveFile._meta.concrete_fields if not f.primary_key and f.attname != "session_id"]
@@ -84,6 +85,7 @@ def _build_sql() -> str:
     )
     # The lone association's two statements (``session_lock``, ``row_insert``), in one transaction.
     _LOCK_SQL = f"UPDATE {s_table} SET {q('lastmod')} = %s WHERE {session_match_sql()} RETURNING {q('id')}"
+    _SHARE_SQL = f"SELECT {q('id')} FROM {s_table} WHERE {session_match_sql()} FOR SHARE"
     _INSERT_SQL = (f"INSERT INTO {f_table} ({columns}) VALUES (%s, {marks}) {conflict} RETURNING 1")
     # The same for many files of one session: one array parameter per column, zipped by unnest, so the
     # statement text (and its server-side plan) is the same whatever the number of files.
@@ -143,7 +145,7 @@ def touch_and_insert_many(*, session_id: int, key: tuple, timestamp: str, folder
     return bool(touched), set(inserted or ())
 
 
-def session_lock(*, session_id: int, key: tuple, timestamp: str, folder: str, now: datetime):
+def session_lock(*, session_id: int, key: tuple, timestamp: str, folder: str, now: datetime, share: bool = False):
     """BEGIN, then lock the session's row (bump ``lastmod``) if it is still what the fast path may touch;
     waits for a job or another writer holding it. Returns the open transaction's cursor, or None (the row
     changed: rolled back). Every path out of an open transaction ends with ``transaction_end``."""
@@ -156,7 +158,10 @@ def session_lock(*, session_id: int, key: tuple, timestamp: str, folder: str, no
         cursor = _prepared_cursor(conn)
         cursor.execute("BEGIN")
         try:
-            cursor.execute(_LOCK_SQL, [now, session_id, project_id, tag, name, timestamp, folder], prepare=True)
+            if share:
+                cursor.execute(_SHARE_SQL, [session_id, project_id, tag, name, timestamp, folder], prepare=True)
+            else:
+                cursor.execute(_LOCK_SQL, [now, session_id, project_id, tag, name, timestamp, folder], prepare=True)
             if cursor.fetchone() is not None:
                 return cursor
         except BaseException:

@@ -18,6 +18,7 @@ import logging
 import os
 import struct
 import threading
+import time
 from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -731,6 +732,22 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
                           row=row, now=now, placed=placed, replacing=replacing)
 
 
+# Sessions whose ``lastmod`` this process moved lately (pk -> monotonic time of that commit), and for how long
+# such a bump lets an own-transaction file take the session's row in share mode instead (see _store_alone).
+_BUMPED: dict[int, float] = {}
+_SHARE_WINDOW = [0.0, -1.0]  # [seconds, when computed]
+
+
+def _share_window(tick: float) -> float:
+    """At most 1 s, and at most a twentieth of the Session Idle Time (tests run it in seconds), read at
+    most once a second: a file that does not move ``lastmod`` leaves it at most this much behind."""
+    if tick - _SHARE_WINDOW[1] >= 1.0:
+        from .idle import idle_seconds
+
+        _SHARE_WINDOW[:] = [min(1.0, idle_seconds() / 20), tick]
+    return _SHARE_WINDOW[0]
+
+
 def _store_alone(*, path: Path, data: bytes, key: tuple, pk: int, timestamp: str, folder: str, now,
                  sop_uid: str, row: dict[str, Any], placed: Path) -> IntakeResult | None:
     """A lone association's file (rowbatch.RowWriter.alone): the session's row locked, the file renamed into
@@ -743,7 +760,10 @@ def _store_alone(*, path: Path, data: bytes, key: tuple, pk: int, timestamp: str
     A failed COMMIT has an unknown outcome (the connection may have dropped after the server committed), so
     the file stays: a committed row never names a missing file, and a file without a row is adopted by
     builds and start-up recovery (reload.py), or replaced by the sender's resend. No Success either way."""
-    cursor = fastpath.session_lock(session_id=pk, key=key, timestamp=timestamp, folder=folder, now=now)
+    tick = time.monotonic()
+    share = tick - _BUMPED.get(pk, float("-inf")) < _share_window(tick)
+    cursor = fastpath.session_lock(session_id=pk, key=key, timestamp=timestamp, folder=folder, now=now,
+                                   share=share)
     if cursor is None:
         return None
     new_file = committing = False
@@ -751,8 +771,14 @@ def _store_alone(*, path: Path, data: bytes, key: tuple, pk: int, timestamp: str
         if placed.exists():  # a copy of this instance: the general path replaces it (and its row)
             fastpath.transaction_end(cursor, commit=False)
             return None
-        new_file = True
-        _place(path, data, placed)
+        try:  # never over a file of that name placed meanwhile (another association's copy of the instance)
+            storage.bytes_write_atomic(placed, data, replace=False)
+        except FileExistsError:
+            fastpath.transaction_end(cursor, commit=False)
+            return None
+        new_file = True  # ours alone: removing it on failure removes nobody else's file
+        if path is not _NO_FILE:
+            path.unlink(missing_ok=True)
         if not fastpath.row_insert(cursor, session_id=pk, sop_uid=sop_uid, row=row):
             # The instance has a row naming another file (another scan folder): the general path replaces it.
             fastpath.transaction_end(cursor, commit=False)
@@ -760,6 +786,8 @@ def _store_alone(*, path: Path, data: bytes, key: tuple, pk: int, timestamp: str
             return None
         committing = True
         fastpath.transaction_end(cursor, commit=True)
+        if not share:
+            _BUMPED[pk] = tick
     except BaseException:
         fastpath.transaction_end(cursor, commit=False)
         if new_file and not committing:

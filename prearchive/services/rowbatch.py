@@ -29,6 +29,15 @@ round trips for each file. Its thread writes the file's row in a transaction of 
 order: the session's row locked first (the same conditional UPDATE), then the file renamed into place, then
 the row, then COMMIT, and only then Success (intake ``_store_alone``). A job claiming the session waits for
 that commit exactly as it waits for the writer's.
+
+With ``every_association`` (DICOM_RECEIVER_OWN_TRANSACTIONS, the receiver's default) every association does
+so, side by side on their own connections, and the writer serves only what cannot (files handed over by
+path, rows waiting for a retry). One session's files then must not take turns on its row: a file takes it
+in share mode (``SELECT ... FOR SHARE``, which a job's claiming UPDATE waits for just as for an exclusive
+lock, and which shares with the other associations' files) when this process moved the session's
+``lastmod`` less than a second ago (at most a twentieth of the Session Idle Time); otherwise it takes it
+exclusively and moves ``lastmod`` (intake ``_store_alone``). No transaction upgrades its lock, and each
+locks one session row before anything else, so they cannot deadlock on it.
 """
 from __future__ import annotations
 
@@ -67,8 +76,10 @@ class _PinRequest:
 class RowWriter:
     """See the module docstring. ``pinned()`` and ``add()`` are called from the associations' threads."""
 
-    def __init__(self, *, max_age: float = 0.1, max_rows: int = 100, lone_path: bool = True):
+    def __init__(self, *, max_age: float = 0.1, max_rows: int = 100, lone_path: bool = True,
+                 every_association: bool = False):
         self.max_age, self.max_rows, self.lone_path = max_age, max_rows, lone_path
+        self.every_association = lone_path and every_association
         self._seen: dict[int, float] = {}     # thread -> when it last asked ``alone`` (monotonic)
         self._cv = threading.Condition()
         self._requests: deque[_PinRequest] = deque()
@@ -95,6 +106,9 @@ class RowWriter:
         now = time.monotonic()
         me = threading.get_ident()
         with self._cv:
+            if self.every_association:  # each association its own transactions (see the module docstring)
+                return not (self._stopping or self._retry or self._pins or self._pending or self._requests
+                            or self._holders)
             seen = self._seen
             seen[me] = now
             if len(seen) > 1:
@@ -379,7 +393,8 @@ def writer_get() -> RowWriter | None:
         return None
     with _WRITER_LOCK:
         if _WRITER is None:
-            _WRITER = RowWriter(max_age=max_age)
+            _WRITER = RowWriter(max_age=max_age,
+                                every_association=getattr(settings, "DICOM_RECEIVER_OWN_TRANSACTIONS", True))
         return _WRITER
 
 

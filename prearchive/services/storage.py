@@ -59,9 +59,12 @@ def _fsync_wanted() -> bool:
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-def bytes_write_atomic(dest: Path, data: bytes) -> None:
+def bytes_write_atomic(dest: Path, data: bytes, *, replace: bool = True) -> None:
     """Write ``data`` to ``dest``: a temporary name in the same folder, then os.replace. The folder is made
-    only when the first write finds it missing (intake writes many files a second into folders that exist)."""
+    only when the first write finds it missing (intake writes many files a second into folders that exist).
+    ``replace=False``: FileExistsError if ``dest`` is there (a hard link in place of the rename, then the
+    temporary name removed): a file of that name written meanwhile by another thread or process is never
+    overwritten."""
     tmp = temp_name(dest)
     try:
         try:
@@ -77,7 +80,11 @@ def bytes_write_atomic(dest: Path, data: bytes) -> None:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, dest)
+        if replace:
+            os.replace(tmp, dest)
+        else:
+            os.link(tmp, dest)
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -437,3 +437,125 @@ def test_an_association_handing_over_a_file_by_path_counts_as_another_one(site, 
     assert result.status == "stored"
     assert not w.alone()  # two associations within ALONE_SECONDS: both go through the writer
     assert rows() == 2 and len(files_in_tree()) == 2
+
+
+# ------------------------------------------------- every association its own transactions (share mode)
+@pytest.fixture
+def share_window(monkeypatch):
+    """A file within 1 s of its process's last lastmod bump takes the session row in share mode."""
+    monkeypatch.setattr(intake, "_SHARE_WINDOW", [1.0, time.monotonic() + 3600])
+    monkeypatch.setattr(intake, "_BUMPED", {})
+
+
+def test_every_association_commits_its_own_rows_side_by_side(site, writer, share_window):
+    w = writer(lone_path=True, every_association=True)
+    study = session_begun(w)
+    modes = []
+    real_lock = fastpath.session_lock
+
+    def lock(**kwargs):
+        modes.append(kwargs["share"])
+        return real_lock(**kwargs)
+
+    def association():
+        try:
+            statuses = []
+            for _ in range(10):
+                statuses.append(send(make_dataset(StudyInstanceUID=study), w).status)
+                statuses.append(in_thread(rows) >= 2)  # committed before the answer
+            return statuses
+        finally:
+            connection.close()
+
+    out: list = []
+    with mock.patch.object(fastpath, "touch_and_insert_many") as many, \
+            mock.patch.object(fastpath, "session_lock", side_effect=lock):
+        threads = [threading.Thread(target=lambda: out.append(association())) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert sorted(map(str, sum(out, []))) == sorted(["stored", "True"] * 40)
+    assert many.call_count == 0 and rows() == 41
+    assert len(modes) == 40 and modes.count(False) <= 6 and modes.count(True) >= 34  # lastmod moved ~once a second
+    assert {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
+
+
+def test_a_job_claiming_the_session_waits_for_a_share_mode_file(site, writer, share_window):
+    w = writer(lone_path=True, every_association=True)
+    study = session_begun(w)
+    pk = PrearchiveSession.objects.get().pk
+    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"  # moves lastmod (exclusive)
+    real_lock, real_insert = fastpath.session_lock, fastpath.row_insert
+    modes = []
+
+    def lock(**kwargs):
+        modes.append(kwargs["share"])
+        return real_lock(**kwargs)
+
+    def slow(cursor, **kwargs):
+        time.sleep(0.5)
+        return real_insert(cursor, **kwargs)
+
+    out: list = []
+
+    def sender():
+        try:
+            out.append(send(make_dataset(StudyInstanceUID=study), w).status)
+        finally:
+            connection.close()
+
+    with mock.patch.object(fastpath, "session_lock", side_effect=lock), \
+            mock.patch.object(fastpath, "row_insert", side_effect=slow):
+        t = threading.Thread(target=sender)
+        t.start()
+        wait_until(lambda: len(files_in_tree()) == 3, timeout=10, every=0.01, what="the file in its folder")
+        started = time.monotonic()
+        claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
+        waited = time.monotonic() - started
+        rows_when_claimed = PrearchiveFile.objects.filter(session_id=pk).count()
+        t.join(30)
+    assert modes == [True] and out == ["stored"]
+    assert claimed == 1 and rows_when_claimed == 3 and waited > 0.2
+    # Claimed: the next file finds the session taken and goes the general way (a late file).
+    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"
+    assert PrearchiveSession.objects.get(pk=pk).status == Status.RECEIVING_INTERRUPT and rows() == 4
+
+
+def test_two_copies_of_one_instance_side_by_side_leave_the_acknowledged_file(site, writer, share_window):
+    """Both copies take the session row in share mode; the one that finds the name taken never overwrites
+    or removes the other's file: one row, and it names a file that is there."""
+    w = writer(lone_path=True, every_association=True)
+    study = session_begun(w)
+    assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"  # lastmod moved: share mode next
+    ds = make_dataset(StudyInstanceUID=study)
+    real_insert = fastpath.row_insert
+    first_in = threading.Event()
+
+    def slow_first(cursor, **kwargs):
+        if not first_in.is_set():
+            first_in.set()
+            time.sleep(0.5)  # the first copy's file is in place, its row not yet written
+        return real_insert(cursor, **kwargs)
+
+    out: list = []
+
+    def sender():
+        try:
+            out.append(send(ds, w).status)
+        finally:
+            connection.close()
+
+    with mock.patch.object(fastpath, "row_insert", side_effect=slow_first):
+        first = threading.Thread(target=sender)
+        first.start()
+        assert first_in.wait(10)
+        second = threading.Thread(target=sender)
+        second.start()
+        first.join(30)
+        second.join(30)
+    assert sorted(out) == ["duplicate", "stored"]
+    row = PrearchiveFile.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+    session = PrearchiveSession.objects.get()
+    assert (settings.PREARCHIVE_ROOT / session.relative_dir / row.relative_path).is_file()
+    assert rows() == 3 and {r.relative_path.rsplit("/", 1)[-1] for r in PrearchiveFile.objects.all()} == files_in_tree()
