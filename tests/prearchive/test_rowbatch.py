@@ -72,6 +72,37 @@ def in_thread(fn):
     return out["value"]
 
 
+def claim_while_a_file_waits(w, study: str, pk: int, *, slowed: str, files: int):
+    """One more file sent on another thread while ``fastpath.<slowed>`` takes 0.5 s (its file in its folder,
+    its row not yet committed); once ``files`` files are in the tree, a job claims the session as every job
+    does (an UPDATE of the row). Returns (the sender's statuses, rows claimed, rows seen by the claim, seconds
+    the claim waited)."""
+    real = getattr(fastpath, slowed)
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    out: list = []
+
+    def sender():
+        try:
+            out.append(send(make_dataset(StudyInstanceUID=study), w).status)
+        finally:
+            connection.close()
+
+    with mock.patch.object(fastpath, slowed, side_effect=slow):
+        t = threading.Thread(target=sender)
+        t.start()
+        wait_until(lambda: len(files_in_tree()) == files, timeout=10, every=0.01, what="the file in its folder")
+        started = time.monotonic()
+        claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
+        waited = time.monotonic() - started
+        rows_when_claimed = PrearchiveFile.objects.filter(session_id=pk).count()
+        t.join(30)
+    return out, claimed, rows_when_claimed, waited
+
+
 def test_each_file_is_answered_only_once_its_row_is_committed(site, writer):
     w = writer(max_age=5.0)
     study = session_begun(w)
@@ -117,28 +148,8 @@ def test_a_job_claiming_the_session_waits_until_the_rows_are_committed(site, wri
     w = writer(max_age=1.0)
     study = session_begun(w)
     pk = PrearchiveSession.objects.get().pk
-    real = fastpath.touch_and_insert_many
-
-    def slow(**kwargs):
-        time.sleep(0.5)
-        return real(**kwargs)
-
-    def sender():
-        try:
-            return send(make_dataset(StudyInstanceUID=study), w).status
-        finally:
-            connection.close()
-
-    out: list = []
-    with mock.patch.object(fastpath, "touch_and_insert_many", side_effect=slow):
-        t = threading.Thread(target=lambda: out.append(sender()))
-        t.start()
-        wait_until(lambda: len(files_in_tree()) == 2, timeout=10, every=0.01, what="the file in its folder")
-        started = time.monotonic()  # what every job does first: change the status with an UPDATE of the row
-        claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
-        waited = time.monotonic() - started
-        rows_when_claimed = PrearchiveFile.objects.filter(session_id=pk).count()
-        t.join(30)
+    out, claimed, rows_when_claimed, waited = claim_while_a_file_waits(w, study, pk, slowed="touch_and_insert_many",
+                                                                      files=2)
     assert out == ["stored"]
     assert claimed == 1 and rows_when_claimed == 2  # the claim saw every row of every file in the folder
     assert waited > 0.2
@@ -288,29 +299,7 @@ def test_a_job_claiming_the_session_during_a_lone_file_waits_for_its_commit(site
     w = writer(lone_path=True)
     study = session_begun(w)
     pk = PrearchiveSession.objects.get().pk
-    real = fastpath.row_insert
-
-    def slow(cursor, **kwargs):  # the file is in its folder, its row not yet written
-        time.sleep(0.5)
-        return real(cursor, **kwargs)
-
-    out: list = []
-
-    def sender():
-        try:
-            out.append(send(make_dataset(StudyInstanceUID=study), w).status)
-        finally:
-            connection.close()
-
-    with mock.patch.object(fastpath, "row_insert", side_effect=slow):
-        t = threading.Thread(target=sender)
-        t.start()
-        wait_until(lambda: len(files_in_tree()) == 2, timeout=10, every=0.01, what="the file in its folder")
-        started = time.monotonic()
-        claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
-        waited = time.monotonic() - started
-        rows_when_claimed = PrearchiveFile.objects.filter(session_id=pk).count()
-        t.join(30)
+    out, claimed, rows_when_claimed, waited = claim_while_a_file_waits(w, study, pk, slowed="row_insert", files=2)
     assert out == ["stored"]
     assert claimed == 1 and rows_when_claimed == 2 and waited > 0.2
 
@@ -486,35 +475,16 @@ def test_a_job_claiming_the_session_waits_for_a_share_mode_file(site, writer, sh
     study = session_begun(w)
     pk = PrearchiveSession.objects.get().pk
     assert send(make_dataset(StudyInstanceUID=study), w).status == "stored"  # moves lastmod (exclusive)
-    real_lock, real_insert = fastpath.session_lock, fastpath.row_insert
+    real_lock = fastpath.session_lock
     modes = []
 
     def lock(**kwargs):
         modes.append(kwargs["share"])
         return real_lock(**kwargs)
 
-    def slow(cursor, **kwargs):
-        time.sleep(0.5)
-        return real_insert(cursor, **kwargs)
-
-    out: list = []
-
-    def sender():
-        try:
-            out.append(send(make_dataset(StudyInstanceUID=study), w).status)
-        finally:
-            connection.close()
-
-    with mock.patch.object(fastpath, "session_lock", side_effect=lock), \
-            mock.patch.object(fastpath, "row_insert", side_effect=slow):
-        t = threading.Thread(target=sender)
-        t.start()
-        wait_until(lambda: len(files_in_tree()) == 3, timeout=10, every=0.01, what="the file in its folder")
-        started = time.monotonic()
-        claimed = PrearchiveSession.objects.filter(pk=pk, status=Status.RECEIVING).update(status=Status.BUILDING)
-        waited = time.monotonic() - started
-        rows_when_claimed = PrearchiveFile.objects.filter(session_id=pk).count()
-        t.join(30)
+    with mock.patch.object(fastpath, "session_lock", side_effect=lock):
+        out, claimed, rows_when_claimed, waited = claim_while_a_file_waits(w, study, pk, slowed="row_insert",
+                                                                          files=3)
     assert modes == [True] and out == ["stored"]
     assert claimed == 1 and rows_when_claimed == 3 and waited > 0.2
     # Claimed: the next file finds the session taken and goes the general way (a late file).
