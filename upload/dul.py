@@ -388,7 +388,7 @@ class _Link:
         message_id = _u16(command, 0x0110)
         sop_class, sop_instance = command.get(0x0002), command.get(0x1000)
         if field_ == C_STORE_RQ and sop_class is not None and sop_instance is not None and dataset:
-            abstract, transfer = self.association.contexts[context_id]
+            transfer = self.association.contexts[context_id][1]
             try:
                 class_uid, instance_uid = _uid(sop_class), _uid(sop_instance)
             except UnicodeDecodeError:
@@ -464,11 +464,6 @@ class Server:
                 self.association_end()
             except Exception:  # noqa: BLE001
                 logger.exception("DICOM association end handler failed")
-
-    @property
-    def associations(self) -> int:
-        with self._lock:
-            return len(self._working)
 
     # ----------------------------------------------------------------- the gate: accept, wait, hand over
     def _gate_run(self) -> None:

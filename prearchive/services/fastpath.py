@@ -83,7 +83,7 @@ def _build_sql() -> str:
         touch + f"ins AS (INSERT INTO {f_table} ({columns}) SELECT s.{q('id')}, {marks} FROM s {conflict} "
         "RETURNING 1) SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins)"
     )
-    # The lone association's two statements (``session_lock``, ``row_insert``), in one transaction.
+    # An association's own transaction (``session_lock``: exclusive or share mode, then ``row_insert``).
     _LOCK_SQL = f"UPDATE {s_table} SET {q('lastmod')} = %s WHERE {session_match_sql()} RETURNING {q('id')}"
     _SHARE_SQL = f"SELECT {q('id')} FROM {s_table} WHERE {session_match_sql()} FOR SHARE"
     _INSERT_SQL = (f"INSERT INTO {f_table} ({columns}) VALUES (%s, {marks}) {conflict} RETURNING 1")
@@ -146,8 +146,9 @@ def touch_and_insert_many(*, session_id: int, key: tuple, timestamp: str, folder
 
 
 def session_lock(*, session_id: int, key: tuple, timestamp: str, folder: str, now: datetime, share: bool = False):
-    """BEGIN, then lock the session's row (bump ``lastmod``) if it is still what the fast path may touch;
-    waits for a job or another writer holding it. Returns the open transaction's cursor, or None (the row
+    """BEGIN, then lock the session's row if it is still what the fast path may touch: exclusively, moving
+    ``lastmod``, or with ``share`` in share mode (which a job's claim waits for as well); waits for a job or
+    a writer holding it. Returns the open transaction's cursor, or None (the row
     changed: rolled back). Every path out of an open transaction ends with ``transaction_end``."""
     if _LOCK_SQL is None:
         _build_sql()

@@ -693,7 +693,7 @@ def _store(*, path: Path, data: bytes | None, key: tuple, values: dict[str, Any]
         # Every file that could use the writer asks (alone() also counts the associations), bytes or not.
         lone = row_writer is not None and group is None and not connection.in_atomic_block and row_writer.alone()
         if lone and data is not None:
-            stored = _store_alone(path=path, data=data, key=key, pk=pk, timestamp=timestamp, folder=folder_name,
+            stored = _store_alone(data=data, key=key, pk=pk, timestamp=timestamp, folder=folder_name,
                                   now=now, sop_uid=sop_uid, row=row, placed=placed)
             if stored is not None:
                 return stored
@@ -748,12 +748,13 @@ def _share_window(tick: float) -> float:
     return _SHARE_WINDOW[0]
 
 
-def _store_alone(*, path: Path, data: bytes, key: tuple, pk: int, timestamp: str, folder: str, now,
+def _store_alone(*, data: bytes, key: tuple, pk: int, timestamp: str, folder: str, now,
                  sop_uid: str, row: dict[str, Any], placed: Path) -> IntakeResult | None:
-    """A lone association's file (rowbatch.RowWriter.alone): the session's row locked, the file renamed into
-    place, its row inserted, COMMIT, all in this thread's one transaction, so a job claiming the session at
-    any moment waits for the commit and then sees the file and its row (or, claimed first, this file goes the
-    general way). None when nothing was placed and the general path must decide: the session is not the one
+    """A file whose association writes its own rows (rowbatch.RowWriter.alone): the session's row locked
+    (in share mode while this process moved its ``lastmod`` within ``_share_window``, else exclusively,
+    moving it), the file linked into place under its name, its row inserted, COMMIT, all in this thread's one
+    transaction, so a job claiming the session at any moment waits for the commit and then sees the file and
+    its row (or, claimed first, this file goes the general way). None when nothing was placed and the general path must decide: the session is not the one
     hinted or not receiving, or a file of that name (another copy of the instance) is there already.
 
     Failures: before COMMIT, the transaction is rolled back and the new file removed (nothing of it stays).
@@ -768,17 +769,12 @@ def _store_alone(*, path: Path, data: bytes, key: tuple, pk: int, timestamp: str
         return None
     new_file = committing = False
     try:
-        if placed.exists():  # a copy of this instance: the general path replaces it (and its row)
-            fastpath.transaction_end(cursor, commit=False)
-            return None
-        try:  # never over a file of that name placed meanwhile (another association's copy of the instance)
+        try:  # never over a file of that name (another copy of the instance: the general path replaces it)
             storage.bytes_write_atomic(placed, data, replace=False)
         except FileExistsError:
             fastpath.transaction_end(cursor, commit=False)
             return None
         new_file = True  # ours alone: removing it on failure removes nobody else's file
-        if path is not _NO_FILE:
-            path.unlink(missing_ok=True)
         if not fastpath.row_insert(cursor, session_id=pk, sop_uid=sop_uid, row=row):
             # The instance has a row naming another file (another scan folder): the general path replaces it.
             fastpath.transaction_end(cursor, commit=False)
